@@ -1,0 +1,135 @@
+"""Similarity functions and contrastive losses.
+
+Every function accepts a leading replica axis: embeddings are `[R, N, d]` (or `[N, d]`)
+and losses come back with one value per replica, shape `[R]` (or a scalar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmnb.params import check_choice
+
+__all__ = [
+    "SIMILARITIES",
+    "LearnedTemperature",
+    "info_nce",
+    "similarity",
+    "spectral_contrastive_loss",
+    "symmetric_info_nce",
+]
+
+SIMILARITIES = ("dot", "cosine", "neg_sqdist")
+
+
+def similarity(u: Tensor, v: Tensor, kind: str = "cosine") -> Tensor:
+    """All-pairs similarity matrix `S[..., i, j] = sim(u_i, v_j)`.
+
+    `dot` is the inner product, `cosine` the inner product of unit vectors and
+    `neg_sqdist` the negative squared Euclidean distance.
+    """
+    check_choice("similarity", kind, SIMILARITIES)
+    if kind == "cosine":
+        u = nn.functional.normalize(u, dim=-1)
+        v = nn.functional.normalize(v, dim=-1)
+    if kind == "neg_sqdist":
+        return -torch.cdist(u, v).square()
+    return u @ v.transpose(-1, -2)
+
+
+def info_nce(logits: Tensor, negatives: Tensor | None = None) -> Tensor:
+    """One-directional InfoNCE: row i's positive is column i.
+
+    `logits[..., i, j]` scores anchor i against candidate j (temperature already
+    applied). `negatives` is an optional boolean mask, `True` where column j counts
+    as a negative for row i; the positive always counts. Returns the mean over rows.
+    """
+    n = logits.shape[-1]
+    if logits.shape[-2] != n:
+        raise ValueError(f"logits must be square in the last two axes, got {tuple(logits.shape)}")
+    if negatives is not None:
+        eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+        keep = negatives.to(device=logits.device, dtype=torch.bool) | eye
+        logits = logits.masked_fill(~keep, float("-inf"))
+    positive = logits.diagonal(dim1=-2, dim2=-1)
+    return (torch.logsumexp(logits, dim=-1) - positive).mean(dim=-1)
+
+
+def _broadcast_temperature(temperature: Tensor | float, logits: Tensor) -> Tensor | float:
+    if isinstance(temperature, Tensor) and temperature.ndim == 1:
+        return temperature.view(-1, 1, 1)
+    return temperature
+
+
+def symmetric_info_nce(
+    u: Tensor,
+    v: Tensor,
+    temperature: Tensor | float = 1.0,
+    kind: str = "cosine",
+    negatives: Tensor | None = None,
+) -> Tensor:
+    """CLIP's loss: the mean of the u→v and v→u InfoNCE losses on `sim(u, v) / τ`.
+
+    `temperature` is a float or one value per replica (shape `[R]`).
+    """
+    logits = similarity(u, v, kind)
+    logits = logits / _broadcast_temperature(temperature, logits)
+    back = None if negatives is None else negatives.transpose(-1, -2)
+    return 0.5 * (info_nce(logits, negatives) + info_nce(logits.transpose(-1, -2), back))
+
+
+class LearnedTemperature(nn.Module):
+    """A temperature per replica, τ = floor + exp(s), learned unless `learn=False`.
+
+    `init` is one starting value for all replicas or one per replica.
+
+    Like CLIP, the inverse temperature is capped at `max_inverse` (τ ≥ 1/max_inverse).
+    """
+
+    def __init__(
+        self,
+        n_replicas: int = 1,
+        init: float | Sequence[float] = 1.0,
+        learn: bool = True,
+        floor: float = 0.0,
+        max_inverse: float = 100.0,
+    ) -> None:
+        super().__init__()
+        start = torch.as_tensor(init, dtype=torch.float32).expand(n_replicas).clone()
+        if not bool((start > floor).all()):
+            raise ValueError(f"temperature init={init!r} must exceed floor={floor!r}")
+        self.floor, self.max_inverse = float(floor), float(max_inverse)
+        s = (start - floor).log()
+        if learn:
+            self.log_excess = nn.Parameter(s)
+        else:
+            self.register_buffer("log_excess", s)
+
+    def forward(self) -> Tensor:
+        tau = self.floor + self.log_excess.exp()
+        return tau.clamp(min=1.0 / self.max_inverse)
+
+
+def spectral_contrastive_loss(f: Tensor, g: Tensor, joint: Tensor | None = None) -> Tensor:
+    """HaoChen et al.'s spectral contrastive loss, −2 E⟨f, g⁺⟩ + E⟨f, g⁻⟩².
+
+    Minibatch form (`joint=None`): `f[..., i]` and `g[..., i]` are positive pairs and
+    every i ≠ j pair is a negative. Population form: `f` embeds the V image states,
+    `g` the L text states and `joint` is their V×L joint distribution; negatives are
+    drawn from the product of its marginals.
+    """
+    scores = f @ g.transpose(-1, -2)
+    if joint is None:
+        n = scores.shape[-1]
+        positive = scores.diagonal(dim1=-2, dim2=-1).mean(-1)
+        off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
+        negative = scores.square()[..., off].mean(-1)
+        return -2 * positive + negative
+    joint = joint.to(scores)
+    p_v, p_l = joint.sum(1), joint.sum(0)
+    positive = (joint * scores).sum((-1, -2))
+    negative = (p_v[:, None] * p_l[None, :] * scores.square()).sum((-1, -2))
+    return -2 * positive + negative

@@ -1,0 +1,105 @@
+"""`metrics.json`: written atomically by each chapter, collected into one table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmnb.runtime import state
+
+__all__ = ["load_results", "save_metrics", "write_json_atomic"]
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _number(name: str, value: Any) -> float | int | None:
+    if isinstance(value, torch.Tensor) or isinstance(value, np.ndarray):
+        if value.size == 0 or np.prod(value.shape) != 1:
+            raise ValueError(f"metric {name!r} must be a single number, got shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None  # JSON has no NaN
+    raise ValueError(f"metric {name!r} must be a number, got {type(value).__name__}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return str(value)
+
+
+def save_metrics(
+    output_dir: str | os.PathLike[str] | None,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Write `metrics.json` into `output_dir` (skipped when empty) and return a table.
+
+    The file holds the parameters, the flat dict of numeric metrics, the versions,
+    the device and the wall time since `mmnb.setup`.
+    """
+    from mmnb import __version__
+
+    numbers = {name: _number(name, value) for name, value in metrics.items()}
+    if output_dir:
+        payload = {
+            "params": {k: _jsonable(v) for k, v in (params or {}).items()},
+            "metrics": numbers,
+            "versions": {
+                "mmnb": __version__,
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+            "device": str(state.device),
+            "wall_seconds": round(time.perf_counter() - state.started, 3),
+        }
+        write_json_atomic(Path(output_dir) / "metrics.json", payload)
+    return pd.DataFrame({"metric": list(numbers), "value": list(numbers.values())}).set_index("metric")
+
+
+def load_results(folder: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per `metrics.json` below `folder`: run, parameters, metrics, device, wall time."""
+    rows = []
+    for path in sorted(Path(folder).rglob("metrics.json")):
+        data = json.loads(path.read_text())
+        row: dict[str, Any] = {"run": str(path.parent.relative_to(folder))}
+        row.update(data.get("params", {}))
+        row.update(data.get("metrics", {}))
+        row["device"] = data.get("device")
+        row["wall_seconds"] = data.get("wall_seconds")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""The data model and experiment of each chapter, one module per chapter ("world")."""
