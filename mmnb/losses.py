@@ -58,10 +58,17 @@ def info_nce(logits: Tensor, negatives: Tensor | None = None) -> Tensor:
     return (torch.logsumexp(logits, dim=-1) - positive).mean(dim=-1)
 
 
-def _broadcast_temperature(temperature: Tensor | float, logits: Tensor) -> Tensor | float:
+def _scaled_logits(u: Tensor, v: Tensor, temperature: Tensor | float, kind: str) -> Tensor:
+    """`similarity(u, v, kind) / τ`, dividing the N×d embeddings rather than the N×N matrix."""
     if isinstance(temperature, Tensor) and temperature.ndim == 1:
-        return temperature.view(-1, 1, 1)
-    return temperature
+        temperature = temperature.view(-1, 1, 1)
+    if kind == "neg_sqdist":
+        return similarity(u, v, kind) / temperature
+    check_choice("similarity", kind, SIMILARITIES)
+    if kind == "cosine":
+        u = nn.functional.normalize(u, dim=-1)
+        v = nn.functional.normalize(v, dim=-1)
+    return (u / temperature) @ v.transpose(-1, -2)
 
 
 def symmetric_info_nce(
@@ -73,11 +80,15 @@ def symmetric_info_nce(
 ) -> Tensor:
     """CLIP's loss: the mean of the u→v and v→u InfoNCE losses on `sim(u, v) / τ`.
 
-    `temperature` is a float or one value per replica (shape `[R]`).
+    `temperature` is a float or one value per replica (shape `[R]`); `negatives` is
+    an optional mask as in `info_nce` (row i = anchor u_i).
     """
-    logits = similarity(u, v, kind)
-    logits = logits / _broadcast_temperature(temperature, logits)
-    back = None if negatives is None else negatives.transpose(-1, -2)
+    logits = _scaled_logits(u, v, temperature, kind)
+    if negatives is None:  # both directions from one logit matrix, no transposed copy
+        positive = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
+        rows, cols = torch.logsumexp(logits, -1).mean(-1), torch.logsumexp(logits, -2).mean(-1)
+        return 0.5 * (rows + cols) - positive
+    back = negatives.transpose(-1, -2)
     return 0.5 * (info_nce(logits, negatives) + info_nce(logits.transpose(-1, -2), back))
 
 

@@ -84,7 +84,7 @@ class MLP(nn.Module):
         dims = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(
             ReplicaLinear(a, b, n_replicas, seed + 7919 * i, bias, device)
-            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=False))
         )
         self.activation = ACTIVATIONS[activation]
 

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "band", "panels", "use_style"]
+__all__ = ["PALETTE", "band", "panels", "phase_diagram", "use_style"]
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9c", "#00798c", "#555555"]
 
@@ -37,7 +38,9 @@ def use_style() -> None:
 
 def panels(n: int, width: float = 3.2, height: float = 2.8) -> tuple[Figure, np.ndarray]:
     """A row of `n` panels in the book's proportions."""
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, n, figsize=(width * n, height), constrained_layout=True, squeeze=False
+    )
     return fig, axes[0]
 
 
@@ -58,3 +61,74 @@ def band(
     mean, std = values.mean(-1), values.std(-1)
     (line,) = ax.plot(x, mean, label=label, color=color, lw=1.8)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def _cell_edges(centers: np.ndarray) -> np.ndarray:
+    """Cell boundaries halfway between neighbouring grid values (±0.5 around a lone value)."""
+    if len(centers) == 1:
+        return np.array([centers[0] - 0.5, centers[0] + 0.5])
+    mid = (centers[1:] + centers[:-1]) / 2
+    return np.concatenate([[2 * centers[0] - mid[0]], mid, [2 * centers[-1] - mid[-1]]])
+
+
+def phase_diagram(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    ax: Axes | None = None,
+    *,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    annotate: bool = True,
+) -> Axes:
+    """Heat map of column `value` over the grid of columns `x` and `y` of a sweep's table.
+
+    Runs sharing (x, y) (seeds) are averaged; a combination with no finite value (all its
+    runs failed) stays blank. Cells are centred on the grid values in data coordinates,
+    so theory lines and regions can be drawn on top with the usual `ax` calls.
+    """
+    missing = [name for name in (x, y, value) if name not in df.columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} not in the table; columns: {list(df.columns)}")
+    for name in (x, y, value):
+        if not pd.api.types.is_numeric_dtype(df[name]):
+            raise ValueError(f"column {name!r} must be numeric, got dtype {df[name].dtype}")
+    xs = np.sort(df[x].dropna().unique())
+    ys = np.sort(df[y].dropna().unique())
+    if not len(xs) or not len(ys):
+        raise ValueError(f"columns {x!r} and {y!r} hold no values to plot")
+    grid = df.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
+    grid = grid.reindex(index=ys, columns=xs).to_numpy(dtype=float)
+    if ax is None:
+        ax = plt.subplots(constrained_layout=True)[1]
+    mesh = ax.pcolormesh(
+        _cell_edges(xs),
+        _cell_edges(ys),
+        np.ma.masked_invalid(grid),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+    )
+    ax.figure.colorbar(mesh, ax=ax, label=value)
+    if annotate:
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                r, g, b, _ = mesh.cmap(mesh.norm(v))
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+                ax.text(
+                    xs[j],
+                    ys[i],
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
+    ax.set_xticks(xs, [f"{v:g}" for v in xs])
+    ax.set_yticks(ys, [f"{v:g}" for v in ys])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(False)
+    return ax

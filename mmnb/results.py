@@ -18,7 +18,7 @@ import torch
 
 from mmnb.runtime import state
 
-__all__ = ["load_results", "save_metrics", "write_json_atomic"]
+__all__ = ["load_results", "save_metrics", "write_json_atomic", "write_text_atomic"]
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
@@ -37,10 +37,28 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write text to a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _number(name: str, value: Any) -> float | int | None:
     if isinstance(value, torch.Tensor) or isinstance(value, np.ndarray):
         if value.size == 0 or np.prod(value.shape) != 1:
-            raise ValueError(f"metric {name!r} must be a single number, got shape {tuple(value.shape)}")
+            raise ValueError(
+                f"metric {name!r} must be a single number, got shape {tuple(value.shape)}"
+            )
         value = value.item()
     if isinstance(value, (bool, np.bool_)):
         return int(value)
@@ -88,7 +106,9 @@ def save_metrics(
             "wall_seconds": round(time.perf_counter() - state.started, 3),
         }
         write_json_atomic(Path(output_dir) / "metrics.json", payload)
-    return pd.DataFrame({"metric": list(numbers), "value": list(numbers.values())}).set_index("metric")
+    return pd.DataFrame({"metric": list(numbers), "value": list(numbers.values())}).set_index(
+        "metric"
+    )
 
 
 def load_results(folder: str | os.PathLike[str]) -> pd.DataFrame:

@@ -50,8 +50,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         ) from err
     if dev.type not in available:
         raise ValueError(
-            f"device={device!r} is not available on this machine; "
-            f"use 'auto' or one of {available}"
+            f"device={device!r} is not available on this machine; use 'auto' or one of {available}"
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ValueError(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+with warnings.catch_warnings():  # without ipywidgets, tqdm.auto falls back to text bars
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
 
 from mmnb.params import check_choice, check_range
 
@@ -18,7 +22,7 @@ __all__ = ["OPTIMIZERS", "History", "TrainingDiverged", "train"]
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
-Objective = Callable[[Union[Tensor, None]], Union[Tensor, tuple[Tensor, Mapping[str, Tensor]]]]
+Objective = Callable[[Tensor | None], Tensor | tuple[Tensor, Mapping[str, Tensor]]]
 Evaluate = Callable[[], Mapping[str, Any]]
 
 

@@ -1,0 +1,1 @@
+"""Performance measurements (run with `make bench`; not part of the test suite)."""

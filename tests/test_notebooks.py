@@ -1,0 +1,52 @@
+"""Every chapter keeps the chapter contract and is committed without outputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+REQUIRED = ("profile", "seed", "n_seeds", "device", "output_dir")
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no chapter notebooks found"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    for i, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "code":
+            assert not cell["outputs"], f"{path.name}: cell {i} stores outputs; clear them"
+            assert cell["execution_count"] is None, f"{path.name}: cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_contract(path):
+    cells = _cells(path)
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert "remove-cell" in code[0].get("metadata", {}).get("tags", []), "setup cell first"
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, f"{path.name}: exactly one 'parameters' cell"
+    names = {line.split("=")[0].strip() for line in _source(params[0]).splitlines() if "=" in line}
+    missing = set(REQUIRED) - names
+    assert not missing, f"{path.name}: parameters cell lacks {sorted(missing)}"
+    assert "mmnb.setup(" in "".join(_source(c) for c in code)
+    assert "mmnb.save_metrics(output_dir" in _source(code[-1]), "save_metrics in the last cell"
+
+
+def test_every_chapter_is_in_the_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {ch["file"] for part in toc["parts"] for ch in part["chapters"]}
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in files, f"{path.name} is missing from _toc.yml"
