@@ -63,12 +63,15 @@ def band(
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
 
 
-def _cell_edges(centers: np.ndarray) -> np.ndarray:
-    """Cell boundaries halfway between neighbouring grid values (±0.5 around a lone value)."""
-    if len(centers) == 1:
-        return np.array([centers[0] - 0.5, centers[0] + 0.5])
-    mid = (centers[1:] + centers[:-1]) / 2
-    return np.concatenate([[2 * centers[0] - mid[0]], mid, [2 * centers[-1] - mid[-1]]])
+def _cell_edges(centers: np.ndarray, log: bool) -> np.ndarray:
+    """Cell boundaries halfway between neighbouring grid values (geometrically if `log`)."""
+    c = np.log(centers) if log else centers
+    if len(c) == 1:
+        edges = np.array([c[0] - 0.5, c[0] + 0.5])
+    else:
+        mid = (c[1:] + c[:-1]) / 2
+        edges = np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
+    return np.exp(edges) if log else edges
 
 
 def phase_diagram(
@@ -78,6 +81,8 @@ def phase_diagram(
     value: str,
     ax: Axes | None = None,
     *,
+    logx: bool = False,
+    logy: bool = False,
     cmap: str = "viridis",
     vmin: float | None = None,
     vmax: float | None = None,
@@ -86,8 +91,9 @@ def phase_diagram(
     """Heat map of column `value` over the grid of columns `x` and `y` of a sweep's table.
 
     Runs sharing (x, y) (seeds) are averaged; a combination with no finite value (all its
-    runs failed) stays blank. Cells are centred on the grid values in data coordinates,
-    so theory lines and regions can be drawn on top with the usual `ax` calls.
+    runs failed) stays blank. Cells are centred on the grid values in data coordinates
+    (on log axes with `logx`/`logy`), so theory lines and regions can be drawn on top
+    with the usual `ax` calls.
     """
     missing = [name for name in (x, y, value) if name not in df.columns]
     if missing:
@@ -99,13 +105,16 @@ def phase_diagram(
     ys = np.sort(df[y].dropna().unique())
     if not len(xs) or not len(ys):
         raise ValueError(f"columns {x!r} and {y!r} hold no values to plot")
+    for name, values, log in ((x, xs, logx), (y, ys, logy)):
+        if log and values[0] <= 0:
+            raise ValueError(f"a log axis needs positive values; column {name!r} has {values[0]}")
     grid = df.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
     grid = grid.reindex(index=ys, columns=xs).to_numpy(dtype=float)
     if ax is None:
         ax = plt.subplots(constrained_layout=True)[1]
     mesh = ax.pcolormesh(
-        _cell_edges(xs),
-        _cell_edges(ys),
+        _cell_edges(xs, logx),
+        _cell_edges(ys, logy),
         np.ma.masked_invalid(grid),
         cmap=cmap,
         vmin=vmin,
@@ -117,18 +126,13 @@ def phase_diagram(
             if np.isfinite(v):
                 r, g, b, _ = mesh.cmap(mesh.norm(v))
                 dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
-                ax.text(
-                    xs[j],
-                    ys[i],
-                    f"{v:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if dark else "black",
-                )
+                color = "white" if dark else "black"
+                ax.text(xs[j], ys[i], f"{v:.2f}", ha="center", va="center", fontsize=8, color=color)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
     ax.set_xticks(xs, [f"{v:g}" for v in xs])
     ax.set_yticks(ys, [f"{v:g}" for v in ys])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.minorticks_off()
+    ax.set(xlabel=x, ylabel=y)
     ax.grid(False)
     return ax

@@ -45,12 +45,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch)
     save_metrics(tmp_path, {"a": 1})
     before = (tmp_path / "metrics.json").read_text()
 
-    def broken_dump(obj, handle, **kwargs):
-        handle.write('{"half": ')
+    def broken_fsync(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.json, "dump", broken_dump)
+    monkeypatch.setattr(results.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         save_metrics(tmp_path, {"a": 2})
     assert (tmp_path / "metrics.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    save_metrics(tmp_path, {"a": 1})
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o044  # not the 0600 of mkstemp
