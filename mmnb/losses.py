@@ -144,3 +144,110 @@ def spectral_contrastive_loss(f: Tensor, g: Tensor, joint: Tensor | None = None)
     positive = (joint * scores).sum((-1, -2))
     negative = (p_v[:, None] * p_l[None, :] * scores.square()).sum((-1, -2))
     return -2 * positive + negative
+
+
+# --- Kernel similarities (chapter 3) -------------------------------------------------------
+
+KERNEL_SIMILARITIES = ("cosine", "gauss", "mix")
+MIX_WEIGHTS = (0.667, 0.333)
+
+
+def _kernel_weights(kind: str, weights: tuple[float, float]) -> tuple[float, float]:
+    """(weight of the cosine, weight of the Gaussian kernel) for a similarity `kind`."""
+    check_choice("kind", kind, KERNEL_SIMILARITIES)
+    return {"cosine": (1.0, 0.0), "gauss": (0.0, 1.0), "mix": tuple(weights)}[kind]
+
+
+def kernel_similarity(
+    u: Tensor,
+    v: Tensor,
+    kind: str = "mix",
+    sigma: float = 0.5,
+    weights: tuple[float, float] = MIX_WEIGHTS,
+) -> Tensor:
+    """Exact all-pairs kernel similarity of the normalized embeddings û, v̂.
+
+    `cosine` is ⟨û, v̂⟩, `gauss` is exp(−‖û − v̂‖² / 2σ²) and `mix` is
+    α₁⟨û, v̂⟩ + α₂ exp(−‖û − v̂‖² / 2σ²) with (α₁, α₂) = `weights`.
+    """
+    a1, a2 = _kernel_weights(kind, weights)
+    if sigma <= 0:
+        raise ValueError(f"sigma={sigma!r} must be positive")
+    cos = similarity(u, v, "cosine")
+    if a2 == 0.0:
+        return a1 * cos
+    gauss = torch.exp((cos - 1.0) / sigma**2)  # ‖û − v̂‖² = 2 − 2⟨û, v̂⟩ on the sphere
+    return a1 * cos + a2 * gauss if a1 else a2 * gauss
+
+
+def sample_fourier_basis(
+    dim: int,
+    n_features: int = 1024,
+    sigma: float = 0.5,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Frequencies ω ~ N(0, σ⁻² I) of shape `[dim, D]` and phases b ~ U[0, 2π) of shape `[D]`."""
+    device = generator.device if generator is not None and device is None else device
+    omega = torch.randn(dim, n_features, generator=generator, device=device) / sigma
+    phase = torch.rand(n_features, generator=generator, device=device) * (2 * torch.pi)
+    return omega, phase
+
+
+def kernel_features(
+    u: Tensor,
+    omega: Tensor,
+    phase: Tensor,
+    kind: str = "mix",
+    weights: tuple[float, float] = MIX_WEIGHTS,
+) -> Tensor:
+    """Random-feature map [√α₁ û ; √α₂ z(û)] with z(û) = √(2/D) cos(û ω + b).
+
+    The plain inner product of two such feature vectors is an unbiased estimate of
+    `kernel_similarity(u, v, kind, σ)` when ω, b come from `sample_fourier_basis`.
+    """
+    a1, a2 = _kernel_weights(kind, weights)
+    u = nn.functional.normalize(u, dim=-1)
+    z = torch.cos(u @ omega + phase) * (2.0 / omega.shape[-1]) ** 0.5
+    parts = ([a1**0.5 * u] if a1 else []) + ([a2**0.5 * z] if a2 else [])
+    return torch.cat(parts, dim=-1)
+
+
+def kernel_similarity_rff(
+    u: Tensor,
+    v: Tensor,
+    kind: str = "mix",
+    sigma: float = 0.5,
+    weights: tuple[float, float] = MIX_WEIGHTS,
+    n_features: int = 1024,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """`kernel_similarity` estimated with `n_features` random Fourier features drawn now.
+
+    Call it once per training step to resample the features every step, as in the
+    published method; the same draw serves u and v (and every replica).
+    """
+    omega, phase = sample_fourier_basis(u.shape[-1], n_features, sigma, generator, u.device)
+    fu = kernel_features(u, omega, phase, kind, weights)
+    fv = kernel_features(v, omega, phase, kind, weights)
+    return fu @ fv.transpose(-1, -2)
+
+
+def symmetric_info_nce_logits(logits: Tensor) -> Tensor:
+    """CLIP's loss on a precomputed logit matrix `[..., K, K]` (row i's positive is column i)."""
+    n = logits.shape[-1]
+    if logits.shape[-2] != n:
+        raise ValueError(f"logits must be square in the last two axes, got {tuple(logits.shape)}")
+    positive = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
+    rows, cols = torch.logsumexp(logits, -1).mean(-1), torch.logsumexp(logits, -2).mean(-1)
+    return 0.5 * (rows + cols) - positive
+
+
+__all__ += [
+    "KERNEL_SIMILARITIES",
+    "kernel_features",
+    "kernel_similarity",
+    "kernel_similarity_rff",
+    "sample_fourier_basis",
+    "symmetric_info_nce_logits",
+]

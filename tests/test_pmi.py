@@ -1,0 +1,179 @@
+"""Chapter 03's world and kernels against closed forms."""
+
+import math
+
+import pytest
+import torch
+
+from mmnb.losses import (
+    kernel_features,
+    kernel_similarity,
+    kernel_similarity_rff,
+    sample_fourier_basis,
+    symmetric_info_nce_logits,
+)
+from mmnb.worlds import pmi as world
+
+
+def test_ring_joint_is_a_circulant_distribution_with_uniform_marginals():
+    joint = world.ring_joint(16, 1.5, 0.1)
+    assert joint.sum().item() == pytest.approx(1.0, abs=1e-12)
+    torch.testing.assert_close(joint.sum(0), torch.full((16,), 1 / 16, dtype=torch.float64))
+    torch.testing.assert_close(joint[3], joint[0].roll(3))
+
+
+def test_ring_mutual_information_in_closed_form():
+    # y = x + δ with x uniform: I(X; Y) = H(Y) − H(Y|X) = log n − H(δ).
+    n = 64
+    joint = world.ring_joint(n, 1.5, 0.1)
+    offset = joint[0] * n
+    entropy = -(offset * offset.log()).sum().item()
+    assert world.mutual_information(joint) == pytest.approx(math.log(n) - entropy, rel=1e-10)
+    assert world.mutual_information(joint) == pytest.approx(1.844, abs=2e-3)  # the spec's value
+
+
+def test_pmi_of_a_known_joint():
+    joint = torch.tensor([[0.3, 0.1], [0.2, 0.4]], dtype=torch.float64)
+    expected = torch.tensor(
+        [
+            [math.log(0.3 / (0.4 * 0.5)), math.log(0.1 / (0.4 * 0.5))],
+            [math.log(0.2 / (0.6 * 0.5)), math.log(0.4 / (0.6 * 0.5))],
+        ],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(world.pmi(joint), expected)
+    mi = sum(joint[i, j].item() * expected[i, j].item() for i in range(2) for j in range(2))
+    assert world.mutual_information(joint) == pytest.approx(mi)
+    independent = torch.outer(torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(world.pmi(independent), torch.zeros(2, 2, dtype=torch.float64))
+
+
+def test_gaussian_pmi_matches_the_log_density_ratio():
+    rho = 0.6
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 2, generator=gen), torch.randn(5, 2, generator=gen)
+    cov = torch.eye(4)
+    cov[0, 2] = cov[2, 0] = cov[1, 3] = cov[3, 1] = rho
+    joint = torch.distributions.MultivariateNormal(torch.zeros(4), cov)
+    marginal = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
+    expected = joint.log_prob(torch.cat([x, y], 1)) - marginal.log_prob(x) - marginal.log_prob(y)
+    torch.testing.assert_close(world.gaussian_pmi(x, y, rho), expected, rtol=1e-5, atol=1e-5)
+    assert world.gaussian_mutual_information(rho) == pytest.approx(-math.log(1 - rho**2))
+
+
+def test_gaussian_mutual_information_is_the_mean_pmi():
+    gen = torch.Generator().manual_seed(1)
+    x, y = world.sample_gaussian_pairs(200_000, 0.8, gen)
+    mc = world.gaussian_pmi(x.double(), y.double(), 0.8).mean().item()
+    assert mc == pytest.approx(world.gaussian_mutual_information(0.8), abs=0.02)
+
+
+def test_batch_loss_from_counts_equals_the_gathered_logit_matrix():
+    joint = world.ring_joint(16)
+    table = torch.randn(3, 16, 16, dtype=torch.float64)
+    x, y = world.sample_pairs(joint, 3, 40, torch.Generator().manual_seed(2))
+    gathered = symmetric_info_nce_logits(world.batch_logits(table, x, y))
+    torch.testing.assert_close(world.batch_loss(table, x, y), gathered)
+
+
+def test_oracle_loss_for_two_by_two_batches_by_hand():
+    # With K = 2 the symmetric loss of the PMI logits can be summed over all batches exactly.
+    joint = torch.tensor([[0.35, 0.15], [0.05, 0.45]], dtype=torch.float64)
+    logit = world.pmi(joint)
+    cells = [(a, b) for a in range(2) for b in range(2)]
+    exact = 0.0
+    for x1, y1 in cells:
+        for x2, y2 in cells:
+            lg = torch.tensor([[logit[x1, y1], logit[x1, y2]], [logit[x2, y1], logit[x2, y2]]])
+            exact += joint[x1, y1] * joint[x2, y2] * symmetric_info_nce_logits(lg)
+    mean, se = world.oracle_loss(joint, 2, n_batches=40_000, seed=0)
+    assert mean == pytest.approx(float(exact), abs=4 * se)
+    assert math.log(2) - float(exact) <= world.mutual_information(joint)
+
+
+def test_oracle_is_the_smallest_expected_loss_and_the_infonce_bound_holds():
+    joint = world.ring_joint(16)
+    oracle, se = world.oracle_loss(joint, 32, n_batches=400, seed=3)
+    target = world.pmi(joint)
+    perturbed = target + 0.3 * torch.randn(16, 16, generator=torch.Generator().manual_seed(4))
+    worse, _ = world.expected_loss(perturbed.float(), joint, 32, n_batches=400, seed=3)
+    shifted, _ = world.expected_loss((target + 5.0).float(), joint, 32, n_batches=400, seed=3)
+    assert float(worse) > oracle
+    assert float(shifted) == pytest.approx(oracle, abs=1e-4)  # the constant is free
+    assert math.log(32) - oracle <= world.mutual_information(joint) + 3 * se
+
+
+def test_pmi_fit_ignores_shift_and_scale_of_correlation():
+    target = torch.randn(8, 8, dtype=torch.float64)
+    weights = torch.rand(8, 8, dtype=torch.float64)
+    fit = world.pmi_fit(torch.stack([target + 3.0, 2 * target]), target, weights)
+    torch.testing.assert_close(fit["corr"], torch.ones(2, dtype=torch.float64))
+    assert fit["rmse"][0].item() == pytest.approx(0.0, abs=1e-12)
+    assert fit["rmse"][1].item() > 0
+
+
+def test_rank_ceiling_of_a_rank_one_matrix():
+    a, b = torch.randn(2, 10, dtype=torch.float64)
+    target = torch.outer(a, b - b.mean())  # rank one and already of mean zero
+    assert world.rank_ceiling(target, 1) == pytest.approx(1.0, abs=1e-9)
+    assert world.rank_ceiling(world.pmi(world.ring_joint()), 5) < 0.9  # the ring is high-rank
+
+
+def test_prototype_classifier_with_pmi_respects_the_kl_bound():
+    joint = world.ring_joint()
+    labels = world.class_labels(64, 8)
+    bayes = world.bayes_cross_entropy(joint, labels)
+    excess = world.prototype_cross_entropy(world.pmi(joint), joint, labels).item() - bayes
+    assert 0 <= excess <= world.kl_bound(joint, labels)
+    # a probe on one-hot features is the Bayes classifier
+    probe = world.probe_cross_entropy(torch.eye(64), joint, labels).item()
+    assert probe == pytest.approx(bayes, abs=1e-3)
+
+
+def test_kernel_similarity_in_closed_form():
+    u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    v = torch.tensor([[3.0, 0.0]])
+    sq = torch.tensor([[0.0], [2.0]])  # ‖û − v̂‖²
+    gauss = torch.exp(-sq / (2 * 0.5**2))
+    cos = torch.tensor([[1.0], [0.0]])
+    torch.testing.assert_close(kernel_similarity(u, v, "gauss", 0.5), gauss)
+    torch.testing.assert_close(kernel_similarity(u, v, "cosine"), cos)
+    torch.testing.assert_close(kernel_similarity(u, v, "mix", 0.5), 0.667 * cos + 0.333 * gauss)
+    with pytest.raises(ValueError, match="kind"):
+        kernel_similarity(u, v, "laplace")
+
+
+def test_random_features_agree_with_the_exact_kernel_within_monte_carlo_error():
+    gen = torch.Generator().manual_seed(5)
+    u, v = torch.randn(2, 32, 4, generator=gen), torch.randn(2, 32, 4, generator=gen)
+    n_features = 1024
+    exact = kernel_similarity(u, v, "mix", 0.5)
+    k = kernel_similarity(u, v, "gauss", 0.5)
+    sd = 0.333 * torch.sqrt((1 - k**2 + k**4 / 2) / n_features)  # per-entry s.d.
+    one = kernel_similarity_rff(u, v, "mix", 0.5, n_features=n_features, generator=gen)
+    assert ((one - exact).abs() / sd).max() < 5  # 2048 entries, max of normals ≈ 3.5
+    draws = torch.stack([kernel_similarity_rff(u, v, "mix", 0.5, generator=gen) for _ in range(64)])
+    assert ((draws.mean(0) - exact).abs() / (sd / 8)).max() < 5  # unbiased
+    z = (draws - exact) / sd
+    assert z.std().item() == pytest.approx(1.0, abs=0.05)  # the predicted variance
+
+
+def test_kernel_features_give_the_similarity_by_inner_product():
+    gen = torch.Generator().manual_seed(6)
+    omega, phase = sample_fourier_basis(3, 16, 0.5, gen)
+    u = torch.randn(5, 3, generator=gen)
+    feats = kernel_features(u, omega, phase, "mix")
+    assert feats.shape == (5, 3 + 16)
+    un = torch.nn.functional.normalize(u, dim=-1)
+    cos = un @ un.T
+    z = torch.cos(un @ omega + phase) * (2 / 16) ** 0.5
+    torch.testing.assert_close(feats @ feats.T, 0.667 * cos + 0.333 * z @ z.T)
+
+
+def test_bad_parameters_name_themselves():
+    with pytest.raises(ValueError, match="uniform_mix"):
+        world.ring_joint(64, 1.5, 1.5)
+    with pytest.raises(ValueError, match="rho"):
+        world.gaussian_mutual_information(1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        world.oracle_loss(world.ring_joint(8), 1)
