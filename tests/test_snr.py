@@ -1,0 +1,286 @@
+"""Chapter 01's world: data model, encoder, similarity, losses and read-outs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmnb.worlds import snr
+
+
+def lse(*values: float) -> float:
+    return math.log(sum(math.exp(v) for v in values))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return snr.make_data([0, 1], n=12, d=40, snr=0.3, c_mu=3.0, sigma_eps=0.1, n_test=10)
+
+
+def test_shapes(small):
+    r, n, d = 2, 12, 40
+    assert small.x.shape == small.x_aug.shape == small.x_text.shape == (r, n, 2, d)
+    assert small.x_test.shape == (r, 10, 2, d)
+    assert small.y.shape == (r, n) and small.y_test.shape == (r, 10)
+    assert set(small.y.unique().tolist()) <= {-1.0, 1.0}
+    h = snr.PatchEncoder(d, 7, [0, 1])
+    assert h.weight.shape == (r, 7, d)
+    assert h.activations(small.x).shape == (r, n, 2, 7)
+    assert h(small.x).shape == (r, n, 7)
+
+
+def test_data_model(small):
+    y, mu = small.y[..., None], small.mu[:, None, :]
+    torch.testing.assert_close(small.x[:, :, 0], y * mu)  # signal patch y·μ
+    torch.testing.assert_close(small.x_aug[:, :, 0], y * mu)  # augmentation keeps the signal
+    torch.testing.assert_close(small.x_text[:, :, 0], y * small.mu_text[:, None, :])
+    eps = small.x_aug[:, :, 1] - small.x[:, :, 1]  # augmentation: ξ + ε, ε small
+    assert 0.05 < eps.std().item() < 0.15
+    # the second modality shares the label only: its noise is independent
+    corr = torch.corrcoef(torch.stack([small.xi.flatten(), small.xi_text.flatten()]))[0, 1]
+    assert abs(corr.item()) < 0.1
+    # norms: ‖μ̃‖ = C_μ‖μ‖, μ ⟂ μ̃, ν is the test signal
+    torch.testing.assert_close(small.mu_text.norm(dim=-1), 3.0 * small.mu.norm(dim=-1))
+    assert (small.mu * small.mu_text).sum().abs().item() == 0
+    torch.testing.assert_close(small.x_test[:, :, 0], small.y_test[..., None] * small.nu[:, None])
+
+
+def test_snr_as_defined():
+    data = snr.make_data([0], n=100, d=2000, snr=5 / math.sqrt(2000), sigma_xi=1.0)
+    assert data.mu.norm().item() == pytest.approx(5.0, rel=1e-6)
+    assert data.snr.item() == pytest.approx(5 / (1.0 * math.sqrt(2000)), rel=1e-6)
+    assert data.n_snr2.item() == pytest.approx(1.25, rel=1e-5)  # the paper's Fig. 1
+    two = snr.make_data([0], n=10, d=50, snr=0.2, sigma_xi=2.0)
+    assert two.mu.norm().item() == pytest.approx(0.2 * 2.0 * math.sqrt(50), rel=1e-6)
+    assert snr.snr_for(1.25, n=100) == pytest.approx(5 / math.sqrt(2000))
+
+
+def test_per_replica_snr_and_c_mu():
+    data = snr.make_data([0, 0], n=8, d=20, snr=[0.1, 0.3], c_mu=[1.0, 4.0])
+    torch.testing.assert_close(data.snr, torch.tensor([0.1, 0.3]))
+    ratio = data.mu_text.norm(dim=-1) / data.mu.norm(dim=-1)
+    torch.testing.assert_close(ratio, torch.tensor([1.0, 4.0]))
+    torch.testing.assert_close(data.xi[0], data.xi[1])  # same seed: same noise draws
+    with pytest.raises(ValueError, match="snr"):
+        snr.make_data([0, 1], n=8, d=20, snr=[0.1, 0.2, 0.3])
+
+
+def test_replicas_equal_runs_alone():
+    kwargs = dict(n=10, d=30, m=4, n_test=10, steps=5, lr=0.05, eval_every=0, progress=False)
+    together = snr.run([3, 4, 5], **kwargs)
+    alone = snr.run([4], **kwargs)
+    for model in ("single", "multi"):
+        w_all = together.encoders[model].weight.detach()
+        w_one = alone.encoders[model].weight.detach()
+        torch.testing.assert_close(w_all[1:2], w_one, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            together.histories[model]["loss"][:, 1], alone.histories[model]["loss"][:, 0], rtol=1e-5
+        )
+
+
+def test_encoder_is_shared_bias_free_relu():
+    h = snr.PatchEncoder(3, 2, [0])
+    with torch.no_grad():
+        h.weight.copy_(torch.tensor([[[1.0, 0.0, 0.0], [0.0, -1.0, 1.0]]]))
+    x = torch.tensor([[[[2.0, 1.0, 0.0], [-1.0, 3.0, 1.0]]]])  # one sample, two patches
+    acts = h.activations(x)[0, 0]
+    expected = torch.tensor([[2.0, 0.0], [0.0, 0.0]])  # ReLU(⟨w_r, x^(p)⟩), no bias
+    torch.testing.assert_close(acts, expected)
+    torch.testing.assert_close(h(x)[0, 0], expected.sum(0))
+    assert h(torch.zeros(1, 1, 2, 3)).abs().sum().item() == 0  # no bias
+
+
+def test_similarity_by_hand():
+    a = torch.tensor([[[[1.0, 2.0], [0.0, 3.0]]]])  # [R=1, N=1, P=2, m=2]
+    b = torch.tensor(
+        [
+            [[[4.0, 0.5], [2.0, 1.0]]],
+        ]
+    )
+    # (1/m) Σ_r Σ_p a_rp b_rp = (1·4 + 2·0.5 + 0·2 + 3·1) / 2
+    assert snr.patch_similarity(a, b).item() == pytest.approx(4.0)
+
+
+def test_stop_gradient_on_second_argument():
+    a = torch.rand(2, 5, 2, 3, requires_grad=True)
+    b = torch.rand(2, 4, 2, 3, requires_grad=True)
+    snr.patch_similarity(a, b).sum().backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+    assert b.grad is None  # no gradient flows through the second argument
+    # the same holds through the encoder: Sim(h(x), sg(h(x'))) differentiates h(x) only
+    h = snr.PatchEncoder(6, 3, [0], sigma0=1.0)
+    x, x2 = torch.randn(1, 4, 2, 6), torch.randn(1, 4, 2, 6, requires_grad=True)
+    snr.patch_similarity(h.activations(x), h.activations(x2)).sum().backward()
+    assert x2.grad is None
+    grad_sg = h.weight.grad.clone()
+    h.weight.grad = None
+    a = h.activations(x)
+    (a[:, :, None] * h.activations(x2).detach()[:, None]).sum((-1, -2)).div(3).sum().backward()
+    torch.testing.assert_close(grad_sg, h.weight.grad)
+
+
+def test_multimodal_gradients_split_by_direction(small):
+    h = snr.PatchEncoder(40, 5, [0, 1], sigma0=0.5, stream=1)
+    g = snr.PatchEncoder(40, 5, [0, 1], sigma0=0.5, stream=2)
+    a, b = h.activations(small.x), g.activations(small.x_text)
+    mask = snr.opposite_label_mask(small.y)
+    mmnb_info_nce = snr.info_nce
+    mmnb_info_nce(snr.patch_similarity(a, b) / 0.5, mask).sum().backward()  # L(x → x̃)
+    assert h.weight.grad.abs().sum() > 0 and g.weight.grad is None
+    h.weight.grad = None
+    b = g.activations(small.x_text)
+    a = h.activations(small.x)
+    mmnb_info_nce(snr.patch_similarity(b, a) / 0.5, mask).sum().backward()  # L(x̃ → x)
+    assert g.weight.grad.abs().sum() > 0 and h.weight.grad is None
+
+
+def test_opposite_label_mask():
+    y = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    mask = snr.opposite_label_mask(y)[0]
+    expected = torch.tensor([[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0]]).bool()
+    assert torch.equal(mask, expected)
+
+
+def _tiny():
+    """Four samples (labels +, -, +, -) in d = 2 and one neuron per replica."""
+    y = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    mu = torch.tensor([[1.0, 0.0]])
+    xi = torch.tensor([[[0.3, 0.9], [0.5, -0.2], [0.8, 0.4], [0.1, 0.7]]])
+    eps = torch.tensor([[[0.05, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.05]]])
+    xi_t = torch.tensor([[[0.2, 0.1], [0.6, 0.3], [-0.4, 0.9], [0.7, 0.5]]])
+    mu_t = torch.tensor([[0.0, 2.0]])
+    sig = y[..., None] * mu[:, None]
+    data = snr.SNRData(
+        y=y,
+        x=torch.stack([sig, xi], 2),
+        x_aug=torch.stack([sig, xi + eps], 2),
+        x_text=torch.stack([y[..., None] * mu_t[:, None], xi_t], 2),
+        y_test=y,
+        x_test=torch.stack([sig, xi], 2),
+        mu=mu,
+        mu_text=mu_t,
+        nu=mu,
+        sigma_xi=1.0,
+    )
+    w = torch.tensor([[[0.7, 0.4]]])  # [R=1, m=1, d=2]
+    wt = torch.tensor([[[0.5, 0.9]]])
+    return data, w, wt
+
+
+def _relu(v: float) -> float:
+    return max(v, 0.0)
+
+
+def _h(w, patch) -> float:
+    return _relu(float(w[0] * patch[0] + w[1] * patch[1]))
+
+
+def test_single_modal_loss_by_hand():
+    data, w, _ = _tiny()
+    tau = 0.5
+    h = snr.PatchEncoder(2, 1, [0])
+    with torch.no_grad():
+        h.weight.copy_(w)
+    wv = w[0, 0].tolist()
+
+    def sim(x1, x2) -> float:  # (1/m) Σ_p h(x1^(p)) h(x2^(p)), m = 1
+        return sum(_h(wv, x1[p].tolist()) * _h(wv, x2[p].tolist()) for p in range(2))
+
+    x, xa, y = data.x[0], data.x_aug[0], data.y[0].tolist()
+    total = 0.0
+    for i in range(4):
+        pos = sim(x[i], xa[i]) / tau
+        negs = [sim(x[i], x[j]) / tau for j in range(4) if y[j] != y[i]]
+        total += lse(pos, *negs) - pos
+    assert snr.single_modal_loss(h, data, tau).item() == pytest.approx(total / 4, rel=1e-6)
+
+
+def test_multimodal_loss_by_hand():
+    data, w, wt = _tiny()
+    tau = 0.25
+    h, g = snr.PatchEncoder(2, 1, [0]), snr.PatchEncoder(2, 1, [0], stream=2)
+    with torch.no_grad():
+        h.weight.copy_(w)
+        g.weight.copy_(wt)
+    wv, wtv = w[0, 0].tolist(), wt[0, 0].tolist()
+
+    def sim(wa, xa, wb, xb) -> float:
+        return sum(_h(wa, xa[p].tolist()) * _h(wb, xb[p].tolist()) for p in range(2))
+
+    x, xt, y = data.x[0], data.x_text[0], data.y[0].tolist()
+    total = 0.0
+    for i in range(4):
+        for wa, xa_, wb, xb_ in [(wv, x, wtv, xt), (wtv, xt, wv, x)]:
+            pos = sim(wa, xa_[i], wb, xb_[i]) / tau
+            negs = [sim(wa, xa_[i], wb, xb_[j]) / tau for j in range(4) if y[j] != y[i]]
+            total += (lse(pos, *negs) - pos) / 4
+    assert snr.multimodal_loss(h, g, data, tau).item() == pytest.approx(total, rel=1e-6)
+
+
+def test_same_label_samples_are_not_negatives():
+    data, w, _ = _tiny()
+    h = snr.PatchEncoder(2, 1, [0])
+    with torch.no_grad():
+        h.weight.copy_(w)
+    base = snr.single_modal_loss(h, data, 0.5)
+    # move sample 2 (label +1, like sample 0) to a different noise: samples 0 and 2 are
+    # not each other's negatives, so the loss terms of samples 1 and 3 alone change
+    changed = snr.SNRData(**{**data.__dict__})
+    changed.x = data.x.clone()
+    changed.x[0, 2, 1] = torch.tensor([5.0, 5.0])
+    changed.x_aug = data.x_aug.clone()
+    changed.x_aug[0, 2, 1] = torch.tensor([5.0, 5.0])
+
+    # anchor 0's row only sees samples 1 and 3 as negatives: recompute it both ways
+    def row0(d):
+        a = h.activations(d.x)
+        s = snr.patch_similarity(a, a)[0, 0]
+        pos = (a[0, 0] * h.activations(d.x_aug)[0, 0]).sum() / 1
+        return torch.logsumexp(torch.stack([pos, s[1], s[3]]) / 0.5, 0) - pos / 0.5
+
+    assert row0(data).item() == pytest.approx(row0(changed).item())
+    assert snr.single_modal_loss(h, changed, 0.5).item() != pytest.approx(base.item())
+
+
+def test_read_outs():
+    gen = torch.Generator().manual_seed(0)
+    w0 = torch.randn(2, 3, 10, generator=gen)
+    mu = torch.zeros(2, 10)
+    mu[:, 0] = 4.0
+    xi = torch.randn(2, 5, 10, generator=gen)
+    w = w0.clone()
+    w[:, 1] += 0.7 * mu / mu.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(snr.signal_learning(w, w0, mu)[:, 1], torch.tensor([0.7, 0.7]))
+    torch.testing.assert_close(snr.signal_learning(w, w0, mu)[:, 0], torch.zeros(2))
+    w = w0.clone()
+    w[:, 2] += 0.5 * xi[:, 3] / xi[:, 3].norm(dim=-1, keepdim=True)
+    rho = snr.noise_memorization(w, w0, xi)
+    assert rho.shape == (2, 3, 5)
+    torch.testing.assert_close(rho[:, 2, 3], torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(rho[:, 0], torch.zeros(2, 5))
+
+
+def test_run_smoke_and_summary():
+    out = snr.run(
+        [0, 1], n=20, d=60, m=6, n_test=20, steps=4, lr=0.05, eval_every=2, progress=False
+    )
+    for model in ("single", "multi"):
+        hist = out.histories[model]
+        assert {"loss", "signal", "noise", "ood_acc"} <= set(hist.names())
+        assert hist["ood_acc"].shape == (3, 2)  # steps 0, 2, 4
+        assert out.final[model]["ood_acc"].shape == (2,)
+    summary = out.summary()
+    assert {"ood_acc_single", "ood_acc_multi", "train_loss_single", "noise_multi"} <= set(summary)
+    with pytest.raises(ValueError, match="models"):
+        snr.run([0], n=4, d=6, steps=1, models=("triple",))
+
+
+def test_profiles_resolve():
+    import mmnb
+
+    cfg = mmnb.resolve_profile("book", snr.PROFILES, c_mu=4.0)
+    assert cfg.c_mu == 4.0 and cfg.n == 100 and cfg.d == 2000
+    assert cfg.snr == pytest.approx(5 / math.sqrt(2000))
+    with pytest.raises(ValueError, match="profile"):
+        mmnb.resolve_profile("huge", snr.PROFILES)
