@@ -14,12 +14,18 @@ from torch import Tensor, nn
 from mmnb.params import check_choice
 
 __all__ = [
+    "KERNEL_SIMILARITIES",
     "SIMILARITIES",
     "LearnedTemperature",
     "info_nce",
+    "kernel_features",
+    "kernel_similarity",
+    "kernel_similarity_rff",
+    "sample_fourier_basis",
     "similarity",
     "spectral_contrastive_loss",
     "symmetric_info_nce",
+    "symmetric_info_nce_logits",
 ]
 
 SIMILARITIES = ("dot", "cosine", "neg_sqdist")
@@ -40,6 +46,13 @@ def similarity(u: Tensor, v: Tensor, kind: str = "cosine") -> Tensor:
     return u @ v.transpose(-1, -2)
 
 
+def _check_square(logits: Tensor) -> int:
+    n = logits.shape[-1]
+    if logits.ndim < 2 or logits.shape[-2] != n:
+        raise ValueError(f"logits must be square in the last two axes, got {tuple(logits.shape)}")
+    return n
+
+
 def info_nce(logits: Tensor, negatives: Tensor | None = None) -> Tensor:
     """One-directional InfoNCE: row i's positive is column i.
 
@@ -47,15 +60,27 @@ def info_nce(logits: Tensor, negatives: Tensor | None = None) -> Tensor:
     applied). `negatives` is an optional boolean mask, `True` where column j counts
     as a negative for row i; the positive always counts. Returns the mean over rows.
     """
-    n = logits.shape[-1]
-    if logits.shape[-2] != n:
-        raise ValueError(f"logits must be square in the last two axes, got {tuple(logits.shape)}")
+    n = _check_square(logits)
     if negatives is not None:
         eye = torch.eye(n, dtype=torch.bool, device=logits.device)
         keep = negatives.to(device=logits.device, dtype=torch.bool) | eye
         logits = logits.masked_fill(~keep, float("-inf"))
     positive = logits.diagonal(dim1=-2, dim2=-1)
     return (torch.logsumexp(logits, dim=-1) - positive).mean(dim=-1)
+
+
+def symmetric_info_nce_logits(logits: Tensor, negatives: Tensor | None = None) -> Tensor:
+    """CLIP's loss on a precomputed logit matrix `[..., K, K]` (row i's positive is column i).
+
+    The mean of the row-wise and column-wise `info_nce`; `negatives` as in `info_nce`.
+    """
+    if negatives is not None:
+        back = negatives.transpose(-1, -2)
+        return 0.5 * (info_nce(logits, negatives) + info_nce(logits.transpose(-1, -2), back))
+    _check_square(logits)  # both directions from one matrix, no transposed copy
+    positive = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
+    rows, cols = torch.logsumexp(logits, -1).mean(-1), torch.logsumexp(logits, -2).mean(-1)
+    return 0.5 * (rows + cols) - positive
 
 
 def _scaled_logits(u: Tensor, v: Tensor, temperature: Tensor | float, kind: str) -> Tensor:
@@ -83,13 +108,7 @@ def symmetric_info_nce(
     `temperature` is a float or one value per replica (shape `[R]`); `negatives` is
     an optional mask as in `info_nce` (row i = anchor u_i).
     """
-    logits = _scaled_logits(u, v, temperature, kind)
-    if negatives is None:  # both directions from one logit matrix, no transposed copy
-        positive = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
-        rows, cols = torch.logsumexp(logits, -1).mean(-1), torch.logsumexp(logits, -2).mean(-1)
-        return 0.5 * (rows + cols) - positive
-    back = negatives.transpose(-1, -2)
-    return 0.5 * (info_nce(logits, negatives) + info_nce(logits.transpose(-1, -2), back))
+    return symmetric_info_nce_logits(_scaled_logits(u, v, temperature, kind), negatives)
 
 
 class LearnedTemperature(nn.Module):
@@ -231,23 +250,3 @@ def kernel_similarity_rff(
     fu = kernel_features(u, omega, phase, kind, weights)
     fv = kernel_features(v, omega, phase, kind, weights)
     return fu @ fv.transpose(-1, -2)
-
-
-def symmetric_info_nce_logits(logits: Tensor) -> Tensor:
-    """CLIP's loss on a precomputed logit matrix `[..., K, K]` (row i's positive is column i)."""
-    n = logits.shape[-1]
-    if logits.shape[-2] != n:
-        raise ValueError(f"logits must be square in the last two axes, got {tuple(logits.shape)}")
-    positive = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
-    rows, cols = torch.logsumexp(logits, -1).mean(-1), torch.logsumexp(logits, -2).mean(-1)
-    return 0.5 * (rows + cols) - positive
-
-
-__all__ += [
-    "KERNEL_SIMILARITIES",
-    "kernel_features",
-    "kernel_similarity",
-    "kernel_similarity_rff",
-    "sample_fourier_basis",
-    "symmetric_info_nce_logits",
-]

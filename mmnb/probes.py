@@ -39,13 +39,24 @@ def _per_replica(
     fn: Callable[..., dict[str, float]],
     features: tuple[ArrayLike, ...],
     targets: tuple[ArrayLike, ...],
+    target_ndim: int | None = None,
 ) -> dict[str, float | np.ndarray]:
-    """Apply `fn` to each replica's features (the targets are shared)."""
+    """Apply `fn` to each replica's features.
+
+    Targets are shared by all replicas, unless `target_ndim` (the number of axes of one
+    replica's target) is given and the targets have one more axis: then replica r gets
+    `target[r]`.
+    """
     feats = [_numpy(f) for f in features]
     targs = [_numpy(t) for t in targets]
     if feats[0].ndim == 2:
         return fn(*feats, *targs)
-    rows = [fn(*(f[r] for f in feats), *targs) for r in range(feats[0].shape[0])]
+    own = target_ndim is not None and targs[0].ndim == target_ndim + 1
+
+    def replica_targets(r: int) -> list[np.ndarray]:
+        return [t[r] for t in targs] if own else targs
+
+    rows = [fn(*(f[r] for f in feats), *replica_targets(r)) for r in range(feats[0].shape[0])]
     return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
 
@@ -59,7 +70,8 @@ def linear_probe(
 ) -> dict[str, float | np.ndarray]:
     """Logistic regression on standardised frozen features.
 
-    Returns `train_acc`, `test_acc` and `test_ce` (cross-entropy in nats).
+    Features `[R, N, d]` take labels `[N]` shared by the replicas or `[R, N]`, one
+    labelling per replica. Returns `train_acc`, `test_acc` and `test_ce` (nats).
     """
 
     def fit(xtr: np.ndarray, xte: np.ndarray, ytr: np.ndarray, yte: np.ndarray) -> dict[str, float]:
@@ -72,7 +84,7 @@ def linear_probe(
             "test_ce": float(log_loss(yte, prob, labels=clf.classes_)),
         }
 
-    return _per_replica(fit, (train_x, test_x), (train_y, test_y))
+    return _per_replica(fit, (train_x, test_x), (train_y, test_y), target_ndim=1)
 
 
 def _r2(model_factory: Callable[[], object]) -> Callable[..., dict[str, float]]:

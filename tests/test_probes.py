@@ -31,3 +31,13 @@ def test_linear_probe_and_r2_on_replicas():
     z = x @ np.array([[1.0], [2.0], [0.0]])
     assert r2_linear(x[:200], z[:200], x[200:], z[200:]) == pytest.approx(1.0, abs=1e-9)
     assert r2_kernel(x[:200], np.sin(x[:200, :1]), x[200:], np.sin(x[200:, :1])) > 0.9
+
+
+def test_linear_probe_with_one_labelling_per_replica():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 300, 2))
+    y = np.stack([(x[0, :, 0] > 0), (x[1, :, 1] > 0)]).astype(int)  # replica r: sign of x_r
+    res = linear_probe(x[:, :150], y[:, :150], x[:, 150:], y[:, 150:])
+    assert (res["test_acc"] > 0.95).all()
+    shared = linear_probe(x[:, :150], y[0, :150], x[:, 150:], y[0, 150:])
+    assert shared["test_acc"][0] > 0.95 and shared["test_acc"][1] < 0.75

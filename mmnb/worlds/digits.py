@@ -240,14 +240,9 @@ def _features(encoder: MLP, split: ColoredDigits, chunk: int = 4096) -> Tensor:
 
 
 def _probe(encoder: MLP, train_split: ColoredDigits, test_split: ColoredDigits) -> dict:
-    ftr = _features(encoder, train_split).cpu().numpy()
-    fte = _features(encoder, test_split).cpu().numpy()
-    ytr, yte = train_split.label.cpu().numpy(), test_split.label.cpu().numpy()
-    rows = [
-        linear_probe(a, b, c, d, max_iter=1000)
-        for a, b, c, d in zip(ftr, ytr, fte, yte, strict=True)
-    ]
-    return {k: np.array([row[k] for row in rows]) for k in ("train_acc", "test_acc")}
+    ftr, fte = _features(encoder, train_split), _features(encoder, test_split)
+    out = linear_probe(ftr, train_split.label, fte, test_split.label, max_iter=1000)
+    return {k: out[k] for k in ("train_acc", "test_acc")}
 
 
 def run(

@@ -82,7 +82,7 @@ PROFILES = {
         "phase_c_mu": (1.0, 1.5, 2.0, 2.66, 3.5, 5.0),
         "phase_seeds": 2,
         "digits_source": "sklearn",
-        "digits_steps": 2000,
+        "digits_steps": 4000,
         "digits_batch_size": 256,
     },
     "paper": {
@@ -362,22 +362,9 @@ def noise_memorization(w: Tensor, w0: Tensor, xi: Tensor) -> Tensor:
     return torch.einsum("rmd,rnd->rmn", w - w0, xi) / xi.norm(dim=-1)[:, None, :]
 
 
-def _probe(features: Tensor, labels: Tensor, train: slice, test: slice) -> np.ndarray:
-    """Per-replica logistic regression on frozen features (labels differ per replica)."""
-    feats, ys = features.detach().cpu().numpy(), labels.detach().cpu().numpy()
-    accs = []
-    for f, y in zip(feats, ys, strict=True):
-        out = linear_probe(f[train], y[train], f[test], y[test])
-        accs.append(out["test_acc"])
-    return np.array(accs)
-
-
 def _probe_train_head(h: PatchEncoder, data: SNRData) -> np.ndarray:
     """Head fitted on training features h(x_i), scored on the whole OOD test set."""
-    feats_tr, feats_te = h(data.x).cpu().numpy(), h(data.x_test).cpu().numpy()
-    ytr, yte = data.y.cpu().numpy(), data.y_test.cpu().numpy()
-    rows = zip(feats_tr, ytr, feats_te, yte, strict=True)
-    return np.array([linear_probe(a, b, c, e)["test_acc"] for a, b, c, e in rows])
+    return linear_probe(h(data.x), data.y, h(data.x_test), data.y_test)["test_acc"]
 
 
 def evaluate(h: PatchEncoder, w0: Tensor, data: SNRData, probe: bool = True) -> dict[str, Tensor]:
@@ -392,8 +379,8 @@ def evaluate(h: PatchEncoder, w0: Tensor, data: SNRData, probe: bool = True) -> 
     }
     if probe:
         half = data.x_test.shape[1] // 2
-        feats = h(data.x_test)
-        acc = _probe(feats, data.y_test, slice(0, half), slice(half, None))
+        feats, y = h(data.x_test), data.y_test
+        acc = linear_probe(feats[:, :half], y[:, :half], feats[:, half:], y[:, half:])["test_acc"]
         out["ood_acc"] = torch.as_tensor(acc)
     return out
 
