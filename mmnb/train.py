@@ -18,7 +18,14 @@ with warnings.catch_warnings():  # without ipywidgets, tqdm.auto falls back to t
 
 from mmnb.params import check_choice, check_range
 
-__all__ = ["OPTIMIZERS", "History", "TrainingDiverged", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "History",
+    "TrainingDiverged",
+    "clip_grad_norm_per_replica_",
+    "make_optimizer",
+    "train",
+]
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -88,6 +95,38 @@ def _progress_default() -> bool:
     return os.environ.get("MMNB_PROGRESS", "1") != "0"
 
 
+def make_optimizer(
+    name: str, parameters: Iterable, lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """The optimizer `name` ("sgd", "adam", "adamw"), with PyTorch's fused kernel when
+    this version and device have one (on the CPU, fused Adam runs one kernel instead of a
+    dozen passes per tensor: tens of times faster for large nets), the default otherwise.
+    """
+    check_choice("optimizer", name, OPTIMIZERS)
+    parameters = list(parameters)
+    try:
+        return OPTIMIZERS[name](parameters, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel here
+        return OPTIMIZERS[name](parameters, lr=lr, weight_decay=weight_decay)
+
+
+def clip_grad_norm_per_replica_(parameters: Iterable[Tensor], max_norm: float) -> Tensor:
+    """Rescale each replica's gradient so that its norm over all `parameters` is ≤ `max_norm`.
+
+    Every parameter carries the leading replica axis, so replica r's gradient norm is
+    taken over slice r of every tensor. Returns the norms before clipping, shape `[R]`;
+    runs on the device without synchronizing with the host.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        raise ValueError("parameters: no gradient to clip")
+    squares = [g.reshape(g.shape[0], -1).square().sum(1) for g in grads]
+    norms = torch.stack(squares).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(grads, [scale.view(-1, *[1] * (g.ndim - 1)) for g in grads])
+    return norms
+
+
 def _check_finite(pending: list[tuple[int, Tensor]], lr: float) -> None:
     losses = torch.stack([loss for _, loss in pending])
     bad = ~torch.isfinite(losses)
@@ -114,6 +153,7 @@ def train(
     seed: int = 0,
     evaluate: Evaluate | None = None,
     eval_every: int = 0,
+    clip_grad_norm: float | None = None,
     record_every: int = 1,
     check_every: int | None = None,
     progress: bool | None = None,
@@ -127,8 +167,9 @@ def train(
     drawn without replacement epoch by epoch on the parameters' device. Replicas
     are independent because their losses are summed before the backward pass.
     `evaluate()` runs without gradients before training, every `eval_every` steps
-    and at the end; its named scalars join the history. A NaN or infinite loss
-    raises `TrainingDiverged` naming the step and the replica.
+    and at the end; its named scalars join the history. `clip_grad_norm` clips each
+    replica's gradient norm (parameters with a leading replica axis) before every step.
+    A NaN or infinite loss raises `TrainingDiverged` naming the step and the replica.
     """
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_range("steps", steps, 0, None, integer=True)
@@ -137,13 +178,15 @@ def train(
     if not groups:
         raise ValueError("parameters: nothing to train (no parameter requires a gradient)")
     device = _first_device(groups)
+    if clip_grad_norm is not None:
+        check_range("clip_grad_norm", clip_grad_norm, 0.0, None)
+        tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
     minibatch = batch_size is not None
     if minibatch:
         if n_samples is None:
             raise ValueError("batch_size needs n_samples, the number of training samples")
         check_range("batch_size", batch_size, 1, n_samples, integer=True)
-    kwargs = {"lr": lr, "weight_decay": weight_decay}
-    opt = OPTIMIZERS[optimizer](groups, **kwargs)
+    opt = make_optimizer(optimizer, groups, lr, weight_decay)
     gen = torch.Generator(device=device).manual_seed(seed)
     check_every = check_every or (1 if device.type == "cpu" else 50)
     history = History()
@@ -168,6 +211,8 @@ def train(
         loss, extras = out if isinstance(out, tuple) else (out, {})
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
+        if clip_grad_norm is not None:
+            clip_grad_norm_per_replica_(tensors, clip_grad_norm)
         opt.step()
         detached = loss.detach().reshape(-1)
         pending.append((step, detached))
