@@ -13,16 +13,23 @@ import torch
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import log_loss, r2_score
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
+from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
 __all__ = [
     "alignment",
+    "knn_r2",
+    "knn_r2_null",
     "linear_probe",
+    "mle_dimension",
+    "participation_ratio",
+    "pca_dimension",
     "r2_kernel",
     "r2_linear",
     "topk_retrieval",
+    "twonn_dimension",
     "uniformity",
 ]
 
@@ -146,3 +153,99 @@ def uniformity(u: Tensor, t: float = 2.0) -> Tensor:
     sq = torch.cdist(u, u).square()
     off = ~torch.eye(n, dtype=torch.bool, device=u.device)
     return torch.logsumexp(-t * sq[..., off], dim=-1) - np.log(n * (n - 1))
+
+
+# --- intrinsic dimension ---------------------------------------------------------------------
+
+
+def _id_per_replica(
+    features: ArrayLike, estimate: Callable[[np.ndarray], float]
+) -> float | np.ndarray:
+    """Apply a dimension estimate to each replica's `[N, d]` point cloud (in float64)."""
+
+    def fn(x: np.ndarray) -> dict[str, float]:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[1] == 1:  # skdim wants two columns; a zero column changes no distance
+            x = np.hstack([x, np.zeros_like(x)])
+        with np.errstate(divide="ignore", invalid="ignore"):  # skdim's eigenvalue gaps of 0
+            return {"id": float(estimate(x))}
+
+    return _per_replica(fn, (features,), ())["id"]
+
+
+def mle_dimension(features: ArrayLike, n_neighbors: int = 20) -> float | np.ndarray:
+    """Levina–Bickel maximum-likelihood dimension, pooled as MacKay and Ghahramani suggest.
+
+    At each point, with T_j the distance to its j-th neighbour among `n_neighbors`,
+    m(x) = (K − 1) / Σ_{j<K} log(T_K / T_j); the pooled estimate is the harmonic mean
+    1 / mean(1 / m(x)) (average the inverse estimates, not the estimates). This is
+    scikit-dimension's `MLE` with its defaults (20 neighbours, `comb="mle"`).
+    """
+    from skdim.id import MLE
+
+    def estimate(x: np.ndarray) -> float:
+        return MLE().fit(x, n_neighbors=n_neighbors, comb="mle").dimension_
+
+    return _id_per_replica(features, estimate)
+
+
+def twonn_dimension(features: ArrayLike, discard_fraction: float = 0.1) -> float | np.ndarray:
+    """Facco et al.'s TwoNN: μ = T_2 / T_1 is Pareto(1, m), so −log(1 − F(μ)) = m log μ.
+
+    The slope is fitted through the origin after discarding the largest `discard_fraction`
+    of the ratios (scikit-dimension's `TwoNN` with its defaults, the paper's 10%).
+    """
+    from skdim.id import TwoNN
+
+    return _id_per_replica(features, TwoNN(discard_fraction=discard_fraction).fit_transform)
+
+
+def participation_ratio(features: ArrayLike) -> float | np.ndarray:
+    """(Σ λ_i)² / Σ λ_i² of the covariance eigenvalues: a linear, soft count of directions."""
+    from skdim.id import lPCA
+
+    return _id_per_replica(features, lPCA(ver="participation_ratio").fit_transform)
+
+
+def pca_dimension(features: ArrayLike, variance: float = 0.95) -> float | np.ndarray:
+    """The number of principal components needed to explain `variance` of the variance.
+
+    A linear count: a curved k-dimensional manifold needs more than k components.
+    (scikit-dimension's `lPCA(ver="ratio")`, whose default `alphaRatio` is 0.05, not 0.95.)
+    """
+    from skdim.id import lPCA
+
+    return _id_per_replica(features, lPCA(ver="ratio", alphaRatio=variance).fit_transform)
+
+
+def knn_r2(
+    features: ArrayLike,
+    target: ArrayLike,
+    n_neighbors: int = 10,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> float | np.ndarray:
+    """Cross-validated R² of k-nearest-neighbour regression of `target` on `features`.
+
+    Out-of-fold predictions of all points are pooled into one R² (averaged over the
+    target's columns). If the target is independent of the features, R² is about
+    `knn_r2_null(n_neighbors)` = −1/K, not 0. Targets are `[N, m]` shared by the
+    replicas or `[R, N, m]`, one per replica.
+    """
+    folds = KFold(n_folds, shuffle=True, random_state=seed)
+
+    def fit(x: np.ndarray, t: np.ndarray) -> dict[str, float]:
+        t = t.reshape(len(t), -1)
+        pred = cross_val_predict(KNeighborsRegressor(n_neighbors), x, t, cv=folds)
+        return {"r2": float(r2_score(t, pred))}
+
+    return _per_replica(fit, (features,), (target,), target_ndim=2)["r2"]
+
+
+def knn_r2_null(n_neighbors: int) -> float:
+    """R² of a K-nearest-neighbour regression when the target is independent of the features.
+
+    The prediction is then the mean of K targets drawn independently of the point's own,
+    so the squared error is σ² + σ²/K against a baseline of σ²: R² = 1 − (1 + 1/K) = −1/K.
+    """
+    return -1.0 / n_neighbors

@@ -41,3 +41,70 @@ def test_linear_probe_with_one_labelling_per_replica():
     assert (res["test_acc"] > 0.95).all()
     shared = linear_probe(x[:, :150], y[0, :150], x[:, 150:], y[0, 150:])
     assert shared["test_acc"][0] > 0.95 and shared["test_acc"][1] < 0.75
+
+
+def _flat(n: int, k: int, ambient: int, seed: int) -> np.ndarray:
+    """n standard Gaussian points of R^k placed by a random isometry into R^ambient.
+
+    (Gaussian rather than uniform on a cube: the cube's faces bias k-NN estimators low.)
+    """
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(ambient, k)))
+    return rng.normal(size=(n, k)) @ q.T
+
+
+def test_mle_and_twonn_recover_the_dimension_of_flat_and_curved_data():
+    from mmnb.probes import mle_dimension, twonn_dimension
+
+    flat = np.stack([_flat(2000, 3, 10, 0), _flat(2000, 6, 10, 1)])
+    assert mle_dimension(flat) == pytest.approx([3, 6], abs=0.5)  # one value per replica
+    assert twonn_dimension(flat) == pytest.approx([3, 6], abs=0.5)
+    rng = np.random.default_rng(2)
+    circle = rng.normal(size=(1000, 2))
+    circle /= np.linalg.norm(circle, axis=1, keepdims=True)
+    assert mle_dimension(circle) == pytest.approx(1.0, abs=0.1)
+    line = rng.normal(size=(500, 1))
+    assert mle_dimension(line) == pytest.approx(1.0, abs=0.1)  # a single column is accepted
+
+
+def test_mle_is_the_harmonic_mean_of_levina_bickel_estimates():
+    from sklearn.neighbors import NearestNeighbors
+
+    from mmnb.probes import mle_dimension
+
+    x = _flat(400, 4, 7, 3)
+    dist, _ = NearestNeighbors(n_neighbors=21).fit(x).kneighbors(x)
+    t = dist[:, 1:]  # the 20 neighbours, without the point itself
+    local = 19 / np.log(t[:, -1:] / t[:, :-1]).sum(1)
+    assert mle_dimension(x) == pytest.approx(1 / np.mean(1 / local), rel=1e-10)
+
+
+def test_linear_diagnostics_on_known_spectra():
+    from mmnb.probes import participation_ratio, pca_dimension
+
+    rng = np.random.default_rng(4)
+    white = rng.normal(size=(20000, 5)) * np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    assert participation_ratio(white) == pytest.approx(4.0, rel=0.03)  # four equal directions
+    scaled = rng.normal(size=(20000, 3)) * np.sqrt([0.9, 0.08, 0.02])
+    assert pca_dimension(scaled) == 2  # 90% + 8% ≥ 95%
+    assert pca_dimension(scaled, variance=0.99) == 3
+    # a circle is one-dimensional but spans a plane: linear counts overstate it
+    angle = rng.uniform(0, 2 * np.pi, 5000)
+    circle = np.stack([np.cos(angle), np.sin(angle)], 1)
+    assert participation_ratio(circle) == pytest.approx(2.0, rel=0.05)
+    assert pca_dimension(circle) == 2
+
+
+def test_knn_r2_is_high_for_a_function_and_minus_one_over_k_for_noise():
+    from mmnb.probes import knn_r2, knn_r2_null
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 2))
+    smooth = np.sin(x[:, :1]) + x[:, 1:] ** 2
+    noise = rng.normal(size=(3000, 4))
+    assert knn_r2(x, smooth, n_neighbors=10) > 0.95
+    null = knn_r2(x, noise, n_neighbors=10)
+    assert knn_r2_null(10) == pytest.approx(-0.1)
+    assert null == pytest.approx(-0.1, abs=0.02)  # 12000 residuals: s.e. of R² ≈ 0.013
+    per_replica = knn_r2(np.stack([x, x]), np.stack([smooth, noise[:, :1]]), n_neighbors=5)
+    assert per_replica[0] > 0.9 and per_replica[1] == pytest.approx(-0.2, abs=0.05)
