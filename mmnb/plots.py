@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -75,7 +76,7 @@ def _cell_edges(centers: np.ndarray, log: bool) -> np.ndarray:
 
 
 def phase_diagram(
-    df: pd.DataFrame,
+    df: pd.DataFrame | str | Path,
     x: str,
     y: str,
     value: str,
@@ -93,8 +94,10 @@ def phase_diagram(
     Runs sharing (x, y) (seeds) are averaged; a combination with no finite value (all its
     runs failed) stays blank. Cells are centred on the grid values in data coordinates
     (on log axes with `logx`/`logy`), so theory lines and regions can be drawn on top
-    with the usual `ax` calls.
+    with the usual `ax` calls. `df` may also be the path of a sweep's results.csv.
     """
+    if not isinstance(df, pd.DataFrame):
+        df = pd.read_csv(df)
     missing = [name for name in (x, y, value) if name not in df.columns]
     if missing:
         raise ValueError(f"column(s) {missing} not in the table; columns: {list(df.columns)}")

@@ -276,3 +276,20 @@ def test_phase_diagram_averages_seeds_and_leaves_failures_blank() -> None:
     with pytest.raises(ValueError, match="must be numeric"):
         phase_diagram(df.assign(c_mu="x"), "n_snr2", "c_mu", "acc")
     plt.close("all")
+
+
+def test_phase_diagram_reads_a_results_csv(tmp_path) -> None:
+    df = pd.DataFrame({"snr": [0.1, 0.1, 0.2, 0.2], "c_mu": [1, 3, 1, 3], "acc": [1, 2, 3, 4]})
+    df.to_csv(tmp_path / "results.csv", index=False)
+    ax = phase_diagram(tmp_path / "results.csv", "snr", "c_mu", "acc")
+    assert [t.get_text() for t in ax.texts] == ["1.00", "3.00", "2.00", "4.00"]
+    plt.close("all")
+
+
+def test_the_committed_phase_diagram_sweep_is_complete() -> None:
+    """The sweeps page plots this table: every run of its 5 × 5 grid finished."""
+    df = pd.read_csv(ROOT / "data" / "sweeps" / "snr_phase" / "results.csv")
+    assert (df.status == "ok").all(), df.loc[df.status != "ok", ["run", "error"]]
+    assert df.groupby(["snr", "c_mu"]).size().shape == (25,)
+    for column in ("ood_acc_single", "ood_acc_multi", "n_snr2"):
+        assert df[column].between(0, 5).all(), column

@@ -84,6 +84,7 @@ PROFILES = {
         "digits_source": "sklearn",
         "digits_steps": 4000,
         "digits_batch_size": 256,
+        "theory_checks": True,
     },
     "paper": {
         **_FIG1,
@@ -97,6 +98,7 @@ PROFILES = {
         "digits_source": "mnist",
         "digits_steps": 3000,
         "digits_batch_size": 512,
+        "theory_checks": True,
     },
 }
 
@@ -133,6 +135,7 @@ def check_config(cfg: SimpleNamespace) -> None:
     check_range("sigma_eps", cfg.sigma_eps, 0.0, 100.0)
     check_range("nu_norm", cfg.nu_norm, 0.0, 1000.0)
     check_choice("phase_diagram", cfg.phase_diagram, [True, False])
+    check_choice("theory_checks", cfg.theory_checks, [True, False])
     check_range("digits_steps", cfg.digits_steps, 1, 1_000_000, integer=True)
 
 
