@@ -49,7 +49,7 @@ book: setup
 	@echo "open _build/html/index.html"
 
 bench: setup
-	$(BIN)/python -m benchmarks.replicas
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf _build

@@ -1,77 +1,163 @@
-"""Time per training step: R replicas batched in one net versus R single-replica nets in a loop.
+"""Replicas: R seeds trained as one batched model versus R single-seed models in a loop.
 
-Run `python -m benchmarks.replicas [--replicas 8] [--device auto] [--threads N]`.
-The model is chapter 00's: two MLP encoders 16 → 64 → 8, symmetric InfoNCE with a
-learned temperature, Adam; minibatch sizes 32, 64 and 256 (the chapter uses 256).
+For each chapter's main model, one optimizer step of all R replicas is timed both ways;
+the speed-up is looped time over batched time.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
+from collections.abc import Callable
 
 import torch
 
 import mmnb
-from mmnb.losses import LearnedTemperature, symmetric_info_nce
+from benchmarks.timing import seconds_per_call
+from mmnb.losses import (
+    LearnedTemperature,
+    kernel_similarity,
+    spectral_contrastive_loss,
+    symmetric_info_nce,
+)
 from mmnb.nets import MLP
+from mmnb.train import make_optimizer
+from mmnb.worlds import cooccurrence, identifiability, intrinsic_dim, paired, pmi, snr
+
+Step = Callable[[], None]
 
 
-def make_step(n_replicas: int, seed: int, x: torch.Tensor, y: torch.Tensor, batch: int):
-    """One model (with `n_replicas` replicas) and a closure doing one optimizer step."""
-    dev = x.device
-    f = MLP(x.shape[1], [64], 8, n_replicas, seed, device=dev)
-    g = MLP(y.shape[1], [64], 8, n_replicas, seed + 10_000, device=dev)
-    tau = LearnedTemperature(n_replicas).to(dev)
-    opt = torch.optim.Adam([*f.parameters(), *g.parameters(), *tau.parameters()], lr=1e-3)
-    gen = torch.Generator(device=dev).manual_seed(seed)
+def _optimizer_step(loss_fn: Callable[[], torch.Tensor], params, lr: float) -> Step:
+    opt = make_optimizer("adam", params, lr)
 
     def step() -> None:
-        idx = torch.randint(len(x), (batch,), generator=gen, device=dev)
-        loss = symmetric_info_nce(f(x[idx]), g(y[idx]), tau())
         opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        loss_fn().sum().backward()
         opt.step()
 
     return step
 
 
-def seconds_per_step(steps: list, n_steps: int, device: torch.device) -> float:
-    """Wall time of one round of `steps` (each called once), averaged over `n_steps` rounds."""
-    for _ in range(10):  # warm-up
-        for step in steps:
-            step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n_steps):
-        for step in steps:
-            step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n_steps
+def ch00_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 00: MLP encoders, symmetric InfoNCE with a learned temperature, batch 256."""
+    cfg = mmnb.resolve_profile("book", paired.PROFILES)
+    pairs = paired.PairedWorld(seed=seed, device=device).sample(cfg.n_train)
+    x, y = pairs.x, pairs.y
+    f = MLP(x.shape[1], [cfg.hidden], cfg.embed_dim, r, seed, device=device)
+    g = MLP(y.shape[1], [cfg.hidden], cfg.embed_dim, r, seed + 10_000, device=device)
+    tau = LearnedTemperature(r).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def loss() -> torch.Tensor:
+        idx = torch.randint(cfg.n_train, (cfg.batch_size,), generator=gen, device=device)
+        return symmetric_info_nce(f(x[idx]), g(y[idx]), tau())
+
+    return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicas", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 256])
-    args = parser.parse_args()
-    dev = mmnb.setup(0, args.device, threads=args.threads)
-    gen = torch.Generator(device=dev).manual_seed(0)
-    x = torch.randn(4096, 16, generator=gen, device=dev)
-    y = torch.randn(4096, 16, generator=gen, device=dev)
-    r = args.replicas
-    print(f"R = {r} replicas of chapter 00's encoders, {args.threads} thread(s), {dev}")
-    print(f"{'batch':>6} {'batched ms/step':>16} {'looped ms/step':>15} {'speed-up':>9}")
-    for batch in args.batch_sizes:
-        batched = seconds_per_step([make_step(r, 0, x, y, batch)], args.steps, dev)
-        looped = seconds_per_step([make_step(1, s, x, y, batch) for s in range(r)], args.steps, dev)
-        print(f"{batch:>6} {1e3 * batched:>16.2f} {1e3 * looped:>15.2f} {looped / batched:>8.1f}x")
+def ch01_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 01: two-patch ReLU encoders, multimodal loss, full batch (n = 100, d = 2000)."""
+    cfg = mmnb.resolve_profile("book", snr.PROFILES)
+    seeds = [seed + k for k in range(r)]
+    knobs = ("n", "d", "snr", "c_mu", "sigma_xi", "sigma_eps", "nu_norm", "n_test")
+    data = snr.make_data(seeds, **{k: getattr(cfg, k) for k in knobs}, device=device)
+    h = snr.PatchEncoder(cfg.d, cfg.m, seeds, cfg.sigma0, stream=1, device=device)
+    g = snr.PatchEncoder(cfg.d, cfg.m, seeds, cfg.sigma0, stream=2, device=device)
+    opt = make_optimizer("sgd", [h.weight, g.weight], cfg.lr)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        snr.multimodal_loss(h, g, data, cfg.tau).sum().backward()
+        opt.step()
+
+    return step
 
 
-if __name__ == "__main__":
-    main()
+def ch02_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 02: image MLP and caption table on the minibatch spectral loss (MMCL)."""
+    cfg = mmnb.resolve_profile("book", cooccurrence.PROFILES)
+    x = torch.randn(cfg.pool_size, cfg.signal_dims + cfg.nuisance_dims, device=device)
+    n_captions = cfg.n_classes * cfg.captions_per_class
+    captions = torch.randint(n_captions, (cfg.pool_size,), device=device)
+    f = MLP(x.shape[1], [cfg.hidden], cfg.n_classes, r, seed, device=device)
+    g = torch.randn(r, n_captions, cfg.n_classes, device=device).mul_(0.1).requires_grad_()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    rows = torch.arange(r, device=device)[:, None]
+
+    def loss() -> torch.Tensor:
+        i = torch.randint(cfg.pool_size, (r, cfg.neural_batch), generator=gen, device=device)
+        return spectral_contrastive_loss(f(x[i]), g[rows, captions[i]])
+
+    return _optimizer_step(loss, [*f.parameters(), g], cfg.neural_lr)
+
+
+def ch03_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 03: embedding tables with a Gaussian-kernel similarity on the ring world."""
+    cfg = mmnb.resolve_profile("book", pmi.PROFILES)
+    joint = pmi.ring_joint(cfg.n_states, cfg.width, cfg.uniform_mix).to(device)
+    dim = max(cfg.embed_dims)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    u = torch.randn(r, cfg.n_states, dim, device=device, requires_grad=True)
+    v = torch.randn(r, cfg.n_states, dim, device=device, requires_grad=True)
+    tau = LearnedTemperature(r).to(device)
+
+    def loss() -> torch.Tensor:
+        table = kernel_similarity(u, v, "gauss", cfg.sigma) / tau().view(-1, 1, 1)
+        x, y = pmi.sample_pairs(joint, r, cfg.batch_size, gen)
+        return pmi.batch_loss(table, x, y)
+
+    return _optimizer_step(loss, [u, v, *tau.parameters()], cfg.embed_lr)
+
+
+def ch04_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 04 ("book"): data drawn per step through the mixing MLPs, two encoders."""
+    cfg = mmnb.resolve_profile("book", identifiability.PROFILES)
+    model = identifiability.make_latent_model(
+        [identifiability.DEFAULT] * r, [seed + k for k in range(r)], cfg, device
+    )
+    enc = identifiability.make_encoders(cfg, r, seed, device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return _optimizer_step(
+        lambda: identifiability.contrastive_loss(enc, model, cfg.batch_size, gen),
+        enc.parameters(),
+        cfg.lr,
+    )
+
+
+def ch05_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 05: 20 → 50 → 50 → 50 → 16 encoders, L2-normalized, learned τ, batch 256."""
+    cfg = mmnb.resolve_profile("book", intrinsic_dim.PROFILES)
+    pairs = intrinsic_dim.SharedLatentWorld(cfg.k, cfg.link, cfg.dim, seed=seed, device=device)
+    data = pairs.sample(cfg.n_train)
+    f = MLP(cfg.dim, cfg.hidden, cfg.d_main, r, seed, device=device)
+    g = MLP(cfg.dim, cfg.hidden, cfg.d_main, r, seed + 10_000, device=device)
+    tau = LearnedTemperature(r, cfg.tau_init, floor=cfg.tau_floor).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def loss() -> torch.Tensor:
+        idx = torch.randint(cfg.n_train, (cfg.batch_size,), generator=gen, device=device)
+        u = torch.nn.functional.normalize(f(data.x[idx]), dim=-1)
+        v = torch.nn.functional.normalize(g(data.y[idx]), dim=-1)
+        return symmetric_info_nce(u, v, tau(), kind="dot")
+
+    return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
+
+
+MAIN_MODELS: dict[str, Callable[[int, int, torch.device], Step]] = {
+    "00_contrastive_learning": ch00_step,
+    "01_snr": ch01_step,
+    "02_matrix_factorization": ch02_step,
+    "03_pmi": ch03_step,
+    "04_identifiability": ch04_step,
+    "05_intrinsic_dimension": ch05_step,
+}
+
+
+def replica_times(
+    build: Callable[[int, int, torch.device], Step],
+    replicas: int,
+    device: torch.device,
+    repeats: int = 20,
+) -> tuple[float, float]:
+    """Seconds per step of all `replicas` seeds: (batched in one model, looped one by one)."""
+    batched = seconds_per_call([build(replicas, 0, device)], repeats, device)
+    looped = seconds_per_call([build(1, s, device) for s in range(replicas)], repeats, device)
+    return batched, looped

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmnb.nets import MLP
-from mmnb.train import TrainingDiverged, train
+from mmnb.train import TrainingDiverged, clip_grad_norm_per_replica_, make_optimizer, train
 
 
 def test_history_and_evaluation_cadence():
@@ -65,3 +65,36 @@ def test_minibatches_cover_an_epoch_without_replacement():
 
     train(objective, [w], 4, n_samples=12, batch_size=3, progress=False)
     assert sorted(torch.cat(seen).tolist()) == list(range(12))
+
+
+def test_clipping_per_replica_and_fused_optimizers():
+    """Each replica's gradient norm is clipped on its own; optimizers use fused kernels."""
+    w = torch.nn.Parameter(torch.zeros(2, 3))
+    w.grad = torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]])  # norms 5 and 0.5
+    norms = clip_grad_norm_per_replica_([w], 1.0)
+    torch.testing.assert_close(norms, torch.tensor([5.0, 0.5]))
+    torch.testing.assert_close(w.grad.norm(dim=1), torch.tensor([1.0, 0.5]), rtol=1e-5, atol=0)
+    for name in ("sgd", "adam", "adamw"):
+        assert make_optimizer(name, [w], 0.1).defaults.get("fused"), name
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer("lbfgs", [w], 0.1)
+
+
+def test_compiled_objective_trains_like_the_eager_one():
+    def run(compile):
+        net = MLP(3, [8], 1, n_replicas=2, seed=1)
+        x, target = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), None
+        target = x.sum(1, keepdim=True)
+        hist = train(
+            lambda _: (net(x) - target).square().mean((1, 2)),
+            net,
+            5,
+            lr=1e-2,
+            compile=compile,
+            progress=False,
+        )
+        return hist["loss"]
+
+    torch.testing.assert_close(run(True), run(False), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="compile"):
+        train(lambda _: torch.zeros(1, requires_grad=True), MLP(1, [], 1), 1, compile="yes")

@@ -1,0 +1,61 @@
+"""Chapter 04's "paper" training step, in FLOP/s against this machine's matmul peak.
+
+Two encoders 15 → 150 → 750 → 750 → 750 → 750 → 150 → 5 on a fresh batch of 6144 pairs
+(drawn through the frozen mixing MLPs on the device), symmetric InfoNCE with the
+negative squared distance, per-replica gradient clipping and Adam: one step of the
+reference configuration. Only matrix-multiply FLOPs are counted as useful work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+import mmnb
+from benchmarks.timing import seconds_per_call
+from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
+from mmnb.worlds import identifiability
+
+
+def step_flops(encoders: nn.Module, batch: int) -> float:
+    """Matmul FLOPs of one step: forward 2·B·in·out per layer, backward twice that
+    (the first layer needs no input gradient), plus the B×B logits and their gradients."""
+    total = 0.0
+    for net in (encoders.g1, encoders.g2):
+        for i, layer in enumerate(net.layers):
+            n_in, n_out = layer.weight.shape[-2:]
+            total += 2 * batch * n_in * n_out * (2 if i == 0 else 3)
+    width = encoders.g1.layers[-1].weight.shape[-1]
+    return total + 3 * 2 * batch * batch * width
+
+
+def paper_step(device: torch.device, compile: bool = False) -> tuple[Callable[[], None], float]:
+    """One training step at the "paper" profile (one replica) and its matmul FLOPs."""
+    cfg = mmnb.resolve_profile("paper", identifiability.PROFILES)
+    model = identifiability.make_latent_model([identifiability.DEFAULT], [0], cfg, device)
+    enc = identifiability.make_encoders(cfg, 1, 0, device)
+    params = list(enc.parameters())
+    opt = make_optimizer("adam", params, cfg.lr)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def loss() -> torch.Tensor:
+        return identifiability.contrastive_loss(enc, model, cfg.batch_size, gen)
+
+    objective = torch.compile(loss) if compile else loss
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        objective().sum().backward()
+        clip_grad_norm_per_replica_(params, cfg.grad_clip)
+        opt.step()
+
+    return step, step_flops(enc, cfg.batch_size)
+
+
+def flop_rate(device: torch.device, compile: bool = False, repeats: int = 3) -> dict[str, float]:
+    """Seconds per paper step and the achieved matmul GFLOP/s."""
+    step, flops = paper_step(device, compile)
+    seconds = seconds_per_call([step], repeats, device, warmup=2)
+    return {"seconds_per_step": seconds, "gflops": flops / seconds / 1e9}
