@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import mmnb
-from mmnb.probes import r2_kernel, r2_linear
 from mmnb.train import clip_grad_norm_per_replica_
 from mmnb.worlds import identifiability as world
 
@@ -112,23 +111,6 @@ def test_style_oracle_matches_samples_with_dependencies(cfg, model):
     torch.testing.assert_close(r2, model.style_oracle("s")[r], atol=0.01, rtol=0)
 
 
-def test_r2_scores_match_scikit_learn():
-    gen = torch.Generator().manual_seed(10)
-    x_tr, x_te = torch.randn(300, 3, generator=gen), torch.randn(200, 3, generator=gen)
-    w = torch.randn(3, 2, generator=gen)
-    y_tr = torch.tanh(x_tr @ w) + 0.1 * torch.randn(300, 2, generator=gen)
-    y_te = torch.tanh(x_te @ w) + 0.1 * torch.randn(200, 2, generator=gen)
-    lin = world.r2_scores(x_tr, y_tr, x_te, y_te, "linear").mean()
-    assert lin.item() == pytest.approx(r2_linear(x_tr, y_tr, x_te, y_te), abs=1e-6)
-    ker = world.r2_scores(x_tr, y_tr, x_te, y_te, "kernel", [1.0], [0.1]).mean()
-    expected = r2_kernel(x_tr, y_tr, x_te, y_te, alphas=(1.0,), gamma=0.1)
-    assert ker.item() == pytest.approx(expected, abs=1e-5)
-    # a grid picks its (α, γ) by cross-validation and cannot do worse than a poor choice
-    grid = world.r2_scores(x_tr, y_tr, x_te, y_te, "kernel", [1.0, 0.01], [0.01, 1.0])
-    poor = world.r2_scores(x_tr, y_tr, x_te, y_te, "kernel", [1.0], [0.01])
-    assert grid.mean() >= poor.mean() - 1e-9
-
-
 def test_encoders_mask_spare_dimensions(cfg):
     enc = world.make_encoders(cfg, [1, 3], seed=0)
     x = torch.randn(2, 16, cfg.n_c + cfg.n_s + cfg.n_m)
@@ -163,10 +145,6 @@ def test_bad_parameters_raise_value_errors(cfg):
         world.check_config(replace_cfg(cfg, n_c=0))
     with pytest.raises(ValueError, match="kernel_points"):
         world.check_config(replace_cfg(cfg, kernel_points=10**7))
-    with pytest.raises(ValueError, match="method.*linear.*kernel"):
-        world.r2_scores(
-            torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4, 1), "cubic"
-        )
     with pytest.raises(ValueError, match="block.*s_tilde"):
         world.make_latent_model([world.Setting()], [0], cfg).style_oracle("m1")
     with pytest.raises(ValueError, match="shared_covariance"):

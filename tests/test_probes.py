@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmnb.probes import alignment, linear_probe, r2_kernel, r2_linear, topk_retrieval, uniformity
+from mmnb.probes import (
+    alignment,
+    linear_probe,
+    r2_kernel,
+    r2_linear,
+    r2_scores,
+    topk_retrieval,
+    uniformity,
+)
 
 
 def test_topk_retrieval():
@@ -108,3 +116,22 @@ def test_knn_r2_is_high_for_a_function_and_minus_one_over_k_for_noise():
     assert null == pytest.approx(-0.1, abs=0.02)  # 12000 residuals: s.e. of R² ≈ 0.013
     per_replica = knn_r2(np.stack([x, x]), np.stack([smooth, noise[:, :1]]), n_neighbors=5)
     assert per_replica[0] > 0.9 and per_replica[1] == pytest.approx(-0.2, abs=0.05)
+
+
+def test_r2_scores_match_scikit_learn():
+    gen = torch.Generator().manual_seed(10)
+    x_tr, x_te = torch.randn(300, 3, generator=gen), torch.randn(200, 3, generator=gen)
+    w = torch.randn(3, 2, generator=gen)
+    y_tr = torch.tanh(x_tr @ w) + 0.1 * torch.randn(300, 2, generator=gen)
+    y_te = torch.tanh(x_te @ w) + 0.1 * torch.randn(200, 2, generator=gen)
+    lin = r2_scores(x_tr, y_tr, x_te, y_te, "linear").mean()
+    assert lin.item() == pytest.approx(r2_linear(x_tr, y_tr, x_te, y_te), abs=1e-6)
+    ker = r2_scores(x_tr, y_tr, x_te, y_te, "kernel", [1.0], [0.1]).mean()
+    expected = r2_kernel(x_tr, y_tr, x_te, y_te, alphas=(1.0,), gamma=0.1)
+    assert ker.item() == pytest.approx(expected, abs=1e-5)
+    # a grid picks its (α, γ) by cross-validation and cannot do worse than a poor choice
+    grid = r2_scores(x_tr, y_tr, x_te, y_te, "kernel", [1.0, 0.01], [0.01, 1.0])
+    poor = r2_scores(x_tr, y_tr, x_te, y_te, "kernel", [1.0], [0.01])
+    assert grid.mean() >= poor.mean() - 1e-9
+    with pytest.raises(ValueError, match="method.*linear.*kernel"):
+        r2_scores(x_tr, y_tr, x_te, y_te, "cubic")
