@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from mmnb import plots, probes
+from mmnb.config import WorldConfig, check_choice, check_range, knob
 from mmnb.losses import (
     LearnedTemperature,
     info_nce,
@@ -10,10 +11,9 @@ from mmnb.losses import (
     spectral_contrastive_loss,
     symmetric_info_nce,
 )
-from mmnb.nets import MLP, ReplicaLinear
-from mmnb.params import check_choice, check_range, resolve_profile
-from mmnb.results import load_results, save_metrics
-from mmnb.runtime import available_devices, resolve_device, setup
+from mmnb.nets import MLP, ReplicaLinear, encoder_pair, replica_parameter
+from mmnb.results import load_results, mean_std, save_metrics
+from mmnb.runtime import available_devices, resolve_device, setup, stream
 from mmnb.train import History, TrainingDiverged, train
 
 __all__ = [
@@ -22,19 +22,24 @@ __all__ = [
     "LearnedTemperature",
     "ReplicaLinear",
     "TrainingDiverged",
+    "WorldConfig",
     "available_devices",
     "check_choice",
     "check_range",
+    "encoder_pair",
     "info_nce",
+    "knob",
     "load_results",
+    "mean_std",
     "plots",
     "probes",
+    "replica_parameter",
     "resolve_device",
-    "resolve_profile",
     "save_metrics",
     "setup",
     "similarity",
     "spectral_contrastive_loss",
+    "stream",
     "symmetric_info_nce",
     "train",
 ]

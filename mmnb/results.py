@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmnb.config import WorldConfig
 from mmnb.runtime import state
 
-__all__ = ["load_results", "save_metrics", "write_json_atomic", "write_text_atomic"]
+__all__ = ["load_results", "mean_std", "save_metrics", "write_json_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -66,6 +67,8 @@ def _number(name: str, value: Any) -> float | int | None:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
@@ -75,22 +78,36 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def mean_std(values: Any, digits: int = 3) -> str:
+    """The "mean ± std" of `values` (over replicas), with `digits` decimals."""
+    a = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, float)
+    return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}"
+
+
 def save_metrics(
     output_dir: str | os.PathLike[str] | None,
     metrics: Mapping[str, Any],
-    params: Mapping[str, Any] | None = None,
+    cfg: WorldConfig | Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Write `metrics.json` into `output_dir` (skipped when empty) and return a table.
 
-    The file holds the parameters, the flat dict of numeric metrics, the versions,
-    the device and the wall time since `mmnb.setup`.
+    The file holds the parameters (the fields of `cfg`, a config or a plain dict, with
+    the seed, the number of seeds and the device that `mmnb.setup` recorded), the flat
+    dict of numeric metrics,
+    the versions and the wall time since `mmnb.setup`.
     """
     from mmnb import __version__
 
     numbers = {name: _number(name, value) for name, value in metrics.items()}
     if output_dir:
+        params = {
+            **(cfg.as_dict() if isinstance(cfg, WorldConfig) else dict(cfg or {})),
+            "seed": state.seed,
+            "n_seeds": state.n_seeds,
+            "device": str(state.device),
+        }
         payload = {
-            "params": {k: _jsonable(v) for k, v in (params or {}).items()},
+            "params": {k: _jsonable(v) for k, v in params.items()},
             "metrics": numbers,
             "versions": {
                 "mmnb": __version__,

@@ -1,7 +1,16 @@
-"""Device choice, seeding, thread count and the one-line setup banner."""
+"""Device choice, named random streams, thread count and the one-line setup banner.
+
+Every random draw in mmnb comes from `stream(seed, purpose, replica)`: an independent
+generator derived with `numpy.random.SeedSequence` from the run's seed, a purpose name
+("data/train", "init/encoder_x/layer0", "minibatch", ...) and, for per-replica draws,
+the replica index. No two purposes share a stream, and replica r of seed s draws the
+same numbers whether it trains alone or in a group. Torch draws are made on the CPU
+and then moved, so the data a seed produces does not depend on the training device.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -10,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["available_devices", "resolve_device", "setup", "state"]
+__all__ = ["Stream", "available_devices", "resolve_device", "setup", "state", "stream"]
 
 
 @dataclass
@@ -19,6 +28,7 @@ class RuntimeState:
 
     device: torch.device = torch.device("cpu")
     seed: int = 0
+    n_seeds: int = 1
     threads: int = 1
     started: float = time.perf_counter()
 
@@ -66,6 +76,55 @@ def _cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _purpose_words(purpose: str) -> list[int]:
+    digest = hashlib.sha256(purpose.encode()).digest()
+    return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
+
+
+class Stream:
+    """One named random stream: a NumPy generator and a CPU torch generator.
+
+    Torch draws (`randn`, `rand`, `randint`, `randperm`) are made on the CPU and moved
+    to `device`, so every device sees the same numbers (up to the copy).
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        purpose: str,
+        replica: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be a non-negative integer")
+        if replica is not None and (not isinstance(replica, (int, np.integer)) or replica < 0):
+            raise ValueError(f"replica={replica!r} must be a non-negative integer or None")
+        key = () if replica is None else (int(replica),)
+        seq = np.random.SeedSequence([int(seed), *_purpose_words(purpose)], spawn_key=key)
+        self.purpose, self.replica, self.device = purpose, replica, torch.device(device)
+        self.numpy = np.random.default_rng(seq)
+        self.torch = torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0]))
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.torch).to(self.device)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.torch).to(self.device)
+
+    def randint(self, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(high, shape, generator=self.torch).to(self.device)
+
+    def randperm(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.torch).to(self.device)
+
+
+def stream(
+    seed: int, purpose: str, replica: int | None = None, device: torch.device | str = "cpu"
+) -> Stream:
+    """The random stream of (`seed`, `purpose`, `replica`); see the module docstring."""
+    return Stream(seed, purpose, replica, device)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -78,14 +137,19 @@ def setup(
     device: str | torch.device = "auto",
     threads: int | None = None,
     verbose: bool = True,
+    n_seeds: int = 1,
 ) -> torch.device:
     """Seed everything, choose the device and the CPU thread count, print one line.
 
-    `threads=None` uses every core this process may run on (set it to 1 for
+    `n_seeds` (1 to 64) is the number of replicas the chapter trains; it is recorded
+    with the seed and the device for `save_metrics`. `threads=None` uses every core
+    this process may run on (set it to 1 for
     tiny models, which run faster on one thread). Returns the chosen device.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    from mmnb.config import check_range
+
+    check_range("seed", seed, 0, 2**63 - 1, integer=True)
+    check_range("n_seeds", n_seeds, 1, 64, integer=True)
     dev = resolve_device(device)
     cores = _cpu_cores()
     n_threads = cores if threads is None else int(threads)
@@ -93,7 +157,7 @@ def setup(
         raise ValueError(f"threads={threads!r} must be between 1 and {cores * 4}")
     torch.set_num_threads(n_threads)
     seed_everything(seed)
-    state.device, state.seed, state.threads = dev, seed, n_threads
+    state.device, state.seed, state.n_seeds, state.threads = dev, seed, n_seeds, n_threads
     state.started = time.perf_counter()
     from mmnb.plots import use_style
 

@@ -16,7 +16,9 @@ with warnings.catch_warnings():  # without ipywidgets, tqdm.auto falls back to t
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-from mmnb.params import check_choice, check_range
+from mmnb.config import check_choice, check_range
+from mmnb.nets import Replicas, replica_ids
+from mmnb.runtime import stream
 
 __all__ = [
     "OPTIMIZERS",
@@ -151,6 +153,7 @@ def train(
     n_samples: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
+    replicas: Replicas | None = None,
     evaluate: Evaluate | None = None,
     eval_every: int = 0,
     clip_grad_norm: float | None = None,
@@ -164,9 +167,12 @@ def train(
 
     `objective(batch)` returns the loss per replica (shape `[R]` or a scalar), or a
     pair (loss, dict of named scalars to record). `batch` is `None` for full-batch
-    training, else a tensor of `batch_size` sample indices in `range(n_samples)`,
-    drawn without replacement epoch by epoch on the parameters' device. Replicas
-    are independent because their losses are summed before the backward pass.
+    training, else a `[R, batch_size]` tensor of sample indices in `range(n_samples)`:
+    row r is replica r's minibatch, drawn without replacement epoch by epoch from the
+    stream (`seed`, "minibatch", r), so a replica sees the same batches alone or in a
+    group (`replicas`: the replica count R or the replica indices; needed with
+    `batch_size`). Replicas are independent because their losses are summed before
+    the backward pass.
     `evaluate()` runs without gradients before training, every `eval_every` steps
     and at the end; its named scalars join the history. `clip_grad_norm` clips each
     replica's gradient norm (parameters with a leading replica axis) before every step.
@@ -189,11 +195,13 @@ def train(
         if n_samples is None:
             raise ValueError("batch_size needs n_samples, the number of training samples")
         check_range("batch_size", batch_size, 1, n_samples, integer=True)
+        if replicas is None:
+            raise ValueError("batch_size needs replicas, the replica count or indices")
+        shufflers = [stream(seed, "minibatch", r, device) for r in replica_ids(replicas)]
     opt = make_optimizer(optimizer, groups, lr, weight_decay)
     check_choice("compile", compile, [True, False])
     if compile:
         objective = torch.compile(objective)
-    gen = torch.Generator(device=device).manual_seed(seed)
     check_every = check_every or (1 if device.type == "cpu" else 50)
     history = History()
     pending: list[tuple[int, Tensor]] = []
@@ -211,8 +219,9 @@ def train(
         batch = None
         if minibatch:
             if order is None or cursor + batch_size > n_samples:
-                order, cursor = torch.randperm(n_samples, generator=gen, device=device), 0
-            batch, cursor = order[cursor : cursor + batch_size], cursor + batch_size
+                order = torch.stack([s.randperm(n_samples) for s in shufflers])
+                cursor = 0
+            batch, cursor = order[:, cursor : cursor + batch_size], cursor + batch_size
         out = objective(batch)
         loss, extras = out if isinstance(out, tuple) else (out, {})
         opt.zero_grad(set_to_none=True)

@@ -6,19 +6,22 @@ import numpy as np
 import pytest
 import torch
 
+import mmnb
 import mmnb.results as results
 from mmnb.results import load_results, save_metrics
 
 
 def test_round_trip(tmp_path):
+    mmnb.setup(seed=0, device="cpu", threads=1, verbose=False)
     table = save_metrics(
         tmp_path / "run",
         {"acc": np.float32(0.5), "n": 3, "t": torch.tensor(1.5), "bad": float("nan")},
-        {"profile": "book", "lr": 1e-3},
+        {"profile": "book", "lr": 1e-3, "tau": float("inf")},
     )
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert data["metrics"] == {"acc": 0.5, "n": 3, "t": 1.5, "bad": None}
-    assert data["params"] == {"profile": "book", "lr": 1e-3}
+    assert data["params"] == {
+        "profile": "book", "lr": 1e-3, "tau": None, "seed": 0, "n_seeds": 1, "device": "cpu"}
     assert set(data["versions"]) >= {"mmnb", "torch", "numpy", "python"}
     assert data["device"] and data["wall_seconds"] >= 0
     assert table.loc["acc", "value"] == 0.5

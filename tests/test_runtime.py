@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import mmnb
-from mmnb.params import check_choice, check_range, resolve_profile
-from mmnb.runtime import available_devices, resolve_device
+from mmnb.config import check_choice, check_range
+from mmnb.runtime import available_devices, resolve_device, stream
 
 
 def test_auto_picks_the_best_available():
@@ -36,23 +36,43 @@ def test_setup_seeds_and_prints_one_line(capsys):
         mmnb.setup(seed=-1)
 
 
-PROFILES = {"book": {"n": 100, "lr": 0.1}, "paper": {"n": 10000, "lr": 0.01}}
-
-
-def test_resolve_profile():
-    cfg = resolve_profile("book", PROFILES, n=None, lr=0.5)
-    assert (cfg.profile, cfg.n, cfg.lr) == ("book", 100, 0.5)
-    with pytest.raises(ValueError, match=r"profile='fast'.*\['book', 'paper'\]"):
-        resolve_profile("fast", PROFILES)
-    with pytest.raises(ValueError, match="unknown parameter 'm'"):
-        resolve_profile("book", PROFILES, m=3)
-
-
 def test_checks_name_the_parameter_and_the_allowed_values():
     assert check_range("snr", 0.5, 0, 1) == 0.5
-    with pytest.raises(ValueError, match=r"snr=2 is out of range; allowed: a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"snr=2 is out of range; allowed: a finite number in"):
         check_range("snr", 2, 0, 1)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match=r"snr=.* is not finite; allowed: .*\[0, 1\]"):
+            check_range("snr", bad, 0, 1)
+    with pytest.raises(ValueError, match="kind=nan"):
+        check_choice("kind", float("nan"), ["a", "b"])
     with pytest.raises(ValueError, match="n_seeds=2.5 must be an integer"):
         check_range("n_seeds", 2.5, 1, None, integer=True)
     with pytest.raises(ValueError, match="kind='x'"):
         check_choice("kind", "x", ["a", "b"])
+
+
+def test_streams_are_independent_by_purpose_and_replica():
+    a = stream(0, "init/encoder_x", replica=1).randn(1024)
+    b = stream(0, "data/train").randn(1024)
+    c = stream(1, "init/encoder_x", replica=0).randn(1024)
+    for u, v in [(a, b), (a, c), (b, c)]:
+        assert abs(float(torch.corrcoef(torch.stack([u, v]))[0, 1])) < 0.12
+    torch.testing.assert_close(stream(0, "data/train").randn(1024), b)
+    assert stream(0, "x", 0).numpy.integers(1 << 30) != stream(0, "x", 1).numpy.integers(1 << 30)
+    with pytest.raises(ValueError, match="seed"):
+        stream(-1, "x")
+
+
+def test_torch_draws_do_not_depend_on_the_device():
+    cpu = stream(3, "data/train").randn(4, 3)
+    for dev in available_devices():
+        moved = stream(3, "data/train", device=dev).randn(4, 3)
+        assert moved.device.type == dev
+        torch.testing.assert_close(moved.cpu(), cpu)
+
+
+def test_setup_records_the_number_of_seeds():
+    mmnb.setup(seed=1, device="cpu", threads=1, verbose=False, n_seeds=3)
+    assert (mmnb.runtime.state.seed, mmnb.runtime.state.n_seeds) == (1, 3)
+    with pytest.raises(ValueError, match="n_seeds=0"):
+        mmnb.setup(n_seeds=0, verbose=False)

@@ -8,7 +8,7 @@ from mmnb.train import TrainingDiverged, clip_grad_norm_per_replica_, make_optim
 
 
 def test_history_and_evaluation_cadence():
-    net = MLP(3, [4], 1, n_replicas=2)
+    net = MLP(3, [4], 1, replicas=2)
     x, target = torch.randn(32, 3), torch.randn(32, 1)
 
     def objective(batch):
@@ -50,12 +50,16 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="batch_size needs n_samples"):
         train(lambda b: w.sum(), [w], 1, batch_size=4)
     with pytest.raises(ValueError, match="batch_size=20 is out of range"):
-        train(lambda b: w.sum(), [w], 1, batch_size=20, n_samples=10)
+        train(lambda b: w.sum(), [w], 1, batch_size=20, n_samples=10, replicas=1)
+    with pytest.raises(ValueError, match="batch_size needs replicas"):
+        train(lambda b: w.sum(), [w], 1, batch_size=2, n_samples=10)
+    with pytest.raises(ValueError, match="lr=nan is not finite"):
+        train(lambda b: w.sum(), [w], 1, lr=float("nan"))
     with pytest.raises(ValueError, match="nothing to train"):
         train(lambda b: w.sum(), [torch.nn.Linear(1, 1).requires_grad_(False)], 1)
 
 
-def test_minibatches_cover_an_epoch_without_replacement():
+def _batches(replicas, seed=0, steps=4):
     w = torch.nn.Parameter(torch.zeros(1))
     seen = []
 
@@ -63,8 +67,23 @@ def test_minibatches_cover_an_epoch_without_replacement():
         seen.append(batch.clone())
         return w.sum()
 
-    train(objective, [w], 4, n_samples=12, batch_size=3, progress=False)
-    assert sorted(torch.cat(seen).tolist()) == list(range(12))
+    train(objective, [w], steps, n_samples=12, batch_size=3, seed=seed, replicas=replicas,
+          progress=False)
+    return torch.stack(seen, 1)  # [R, steps, batch]
+
+
+def test_minibatches_cover_an_epoch_without_replacement_per_replica():
+    batches = _batches(2)
+    for r in range(2):
+        assert sorted(batches[r].flatten().tolist()) == list(range(12))
+    assert not torch.equal(batches[0], batches[1]), "replicas share one minibatch order"
+
+
+def test_a_replica_sees_the_same_batches_alone_or_in_a_group():
+    group = _batches(3, steps=9)
+    for r in range(3):
+        torch.testing.assert_close(_batches([r], steps=9)[0], group[r])
+    assert not torch.equal(_batches(3, seed=1)[0], group[0, :4])
 
 
 def test_clipping_per_replica_and_fused_optimizers():
@@ -82,7 +101,7 @@ def test_clipping_per_replica_and_fused_optimizers():
 
 def test_compiled_objective_trains_like_the_eager_one():
     def run(compile):
-        net = MLP(3, [8], 1, n_replicas=2, seed=1)
+        net = MLP(3, [8], 1, replicas=2, seed=1)
         x, target = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), None
         target = x.sum(1, keepdim=True)
         hist = train(

@@ -1,0 +1,178 @@
+"""One typed, frozen config per world: fields are the chapter's settings.
+
+A world declares its settings as a frozen dataclass that subclasses `WorldConfig`:
+
+    @dataclass(frozen=True)
+    class PairedConfig(WorldConfig):
+        PAPER: ClassVar[dict] = {"n_train": 65536, "steps": 5000}
+        n_train: int = knob(4096, low=64, high=1_000_000, doc="training pairs")
+        lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate")
+
+The defaults are the `"book"` profile; `PAPER` holds only what the `"paper"` profile
+changes. Every field is validated in one place (`__post_init__`): a wrong type, NaN,
+infinity or a value out of range raises a `ValueError` naming the field and the
+allowed values. `from_profile` merges a chapter's knobs (`None` = the profile's value)
+over a profile, and `from_parameters` does so from a notebook's `parameters` cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+__all__ = ["WorldConfig", "check_choice", "check_range", "knob"]
+
+C = TypeVar("C", bound="WorldConfig")
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Return `value` if it is one of `allowed`, else raise a `ValueError` naming both."""
+    allowed = list(allowed)
+    if isinstance(value, float) and math.isnan(value) or value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {allowed}")
+    return value
+
+
+def check_range(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    integer: bool = False,
+) -> Any:
+    """Return `value` if it is a finite number in [low, high] (an int if `integer`), else raise."""
+    kind = "an integer" if integer else "a finite number"
+    lo = "-inf" if low is None else low
+    hi = "inf" if high is None else high
+    allowed = f"allowed: {kind} in [{lo}, {hi}]"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        raise ValueError(f"{name}={value!r} must be {kind}; {allowed}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} is not finite; {allowed}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name}={value!r} is out of range; {allowed}")
+    return value
+
+
+def knob(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: Iterable[Any] | None = None,
+    optional: bool = False,
+    kind: type | None = None,
+    doc: str = "",
+) -> Any:
+    """A config field with its allowed values.
+
+    The kind of value is read off the default: `int` (an integer in [low, high]),
+    `float` (a finite number in [low, high]; ints are accepted), `bool`, `str` (one of
+    `choices`), or a tuple (each element checked like its first default element; lists
+    are accepted and stored as tuples). `optional=True` also allows `None`; a field whose
+    default is `None` names its `kind` (`int`, `float`, `bool` or `str`).
+    """
+    if default is None and kind is None:
+        raise TypeError("knob(None, ...) needs kind=int, float, bool or str")
+    meta = {
+        "low": low,
+        "high": high,
+        "choices": None if choices is None else tuple(choices),
+        "optional": optional or default is None,
+        "kind": kind,
+        "doc": doc,
+    }
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default=tuple(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+_EXAMPLES: dict[type, Any] = {bool: True, int: 0, float: 0.0, str: ""}
+
+
+def _check_scalar(name: str, value: Any, like: Any, meta: Mapping[str, Any]) -> Any:
+    if meta["kind"] is not None:
+        like = _EXAMPLES[meta["kind"]]
+    if meta["choices"] is not None:
+        return check_choice(name, value, meta["choices"])
+    if isinstance(like, bool):
+        return check_choice(name, value, [True, False])
+    if isinstance(like, int):
+        return check_range(name, value, meta["low"], meta["high"], integer=True)
+    if isinstance(like, float):
+        return float(check_range(name, value, meta["low"], meta["high"]))
+    if isinstance(like, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}={value!r} must be a string")
+        return value
+    raise TypeError(f"config field {name!r}: unsupported default {like!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    """Base of every world's config; subclasses add fields made with `knob`."""
+
+    PAPER: ClassVar[dict[str, Any]] = {}
+
+    profile: str = knob("book", choices=("book", "paper"), doc="'book' or 'paper'")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("optional"):
+                continue
+            if isinstance(f.default, tuple):
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError(f"{f.name}={value!r} must be a list of values")
+                like = f.default[0] if f.default else 0
+                checked = tuple(
+                    _check_scalar(f"{f.name}[{i}]", v, like, f.metadata)
+                    for i, v in enumerate(value)
+                )
+            else:
+                checked = _check_scalar(f.name, value, f.default, f.metadata)
+            object.__setattr__(self, f.name, checked)
+        self.check()
+
+    def check(self) -> None:
+        """Checks that involve several fields; subclasses override (raise `ValueError`)."""
+
+    @classmethod
+    def knobs(cls) -> list[str]:
+        """The names of the settings (every field but `profile`)."""
+        return [f.name for f in dataclasses.fields(cls) if f.name != "profile"]
+
+    @classmethod
+    def from_profile(cls: type[C], profile: str = "book", **knobs: Any) -> C:
+        """The config of `profile` with `knobs` set; a knob at `None` keeps the profile's value.
+
+        An unknown profile or knob name raises a `ValueError` listing the allowed names.
+        """
+        check_choice("profile", profile, ("book", "paper"))
+        unknown = sorted(set(knobs) - set(cls.knobs()))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(cls.knobs())}")
+        values = dict(cls.PAPER) if profile == "paper" else {}
+        values.update({k: v for k, v in knobs.items() if v is not None})
+        return cls(profile=profile, **values)
+
+    @classmethod
+    def from_parameters(cls: type[C], namespace: Mapping[str, Any]) -> C:
+        """The config from a notebook's parameters: `profile` and every knob found by name."""
+        return cls.from_profile(
+            namespace.get("profile", "book"),
+            **{k: namespace[k] for k in cls.knobs() if k in namespace},
+        )
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (tuples as lists), for `metrics.json`."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }

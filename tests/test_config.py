@@ -1,0 +1,68 @@
+"""World configs: defaults are the book profile, paper overrides, one validation."""
+
+import dataclasses
+from typing import ClassVar
+
+import pytest
+
+from mmnb.config import WorldConfig, knob
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig(WorldConfig):
+    PAPER: ClassVar[dict] = {"n": 10_000, "hidden": (256, 256)}
+
+    n: int = knob(100, low=2, high=100_000, doc="samples")
+    lr: float = knob(0.1, low=1e-6, high=1.0, doc="learning rate")
+    kind: str = knob("cosine", choices=("cosine", "gauss"), doc="similarity")
+    learn: bool = knob(True, doc="learn τ")
+    hidden: tuple = knob((64,), low=1, high=4096, doc="hidden widths")
+    tau: float | None = knob(None, low=0.01, high=10.0, kind=float, doc="fixed τ or None")
+
+    def check(self) -> None:
+        if self.kind == "gauss" and self.n < 10:
+            raise ValueError(f"n={self.n} must be at least 10 with kind='gauss'")
+
+
+def test_defaults_are_the_book_profile_and_paper_overrides_them():
+    book = ToyConfig.from_profile("book")
+    assert book == ToyConfig() and book.hidden == (64,)
+    paper = ToyConfig.from_profile("paper", lr=None, learn=False)
+    assert (paper.profile, paper.n, paper.hidden, paper.lr, paper.learn) == (
+        "paper", 10_000, (256, 256), 0.1, False)
+    assert ToyConfig.from_profile("book", hidden=[8, 8]).hidden == (8, 8)
+    assert ToyConfig.knobs() == ["n", "lr", "kind", "learn", "hidden", "tau"]
+    assert ToyConfig.from_parameters({"profile": "paper", "lr": 0.5, "other": 1}).lr == 0.5
+    assert ToyConfig().as_dict()["hidden"] == [64]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"n": 1}, r"n=1 is out of range; allowed: an integer in \[2, 100000\]"),
+        ({"n": 2.5}, "n=2.5 must be an integer"),
+        ({"n": True}, "n=True must be an integer"),
+        ({"lr": float("nan")}, "lr=nan is not finite"),
+        ({"lr": float("inf")}, "lr=inf is not finite"),
+        ({"lr": "0.1"}, "lr='0.1' must be a finite number"),
+        ({"kind": "dot"}, r"kind='dot' is not allowed; choose one of \['cosine', 'gauss'\]"),
+        ({"learn": 1.5}, "learn=1.5 is not allowed"),
+        ({"hidden": [8, 0]}, r"hidden\[1\]=0 is out of range"),
+        ({"hidden": 8}, "hidden=8 must be a list"),
+        ({"tau": 0.0}, "tau=0.0 is out of range"),
+        ({"kind": "gauss", "n": 5}, "n=5 must be at least 10"),
+        ({"m": 3}, r"unknown parameter\(s\) \['m'\]"),
+    ],
+)
+def test_bad_values_name_the_field_and_the_allowed_values(knobs, message):
+    with pytest.raises(ValueError, match=message):
+        ToyConfig.from_profile("book", **knobs)
+
+
+def test_unknown_profile_and_frozen_fields():
+    with pytest.raises(ValueError, match=r"profile='fast'.*\['book', 'paper'\]"):
+        ToyConfig.from_profile("fast")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ToyConfig().n = 3
+    with pytest.raises(ValueError, match="lr=-1"):
+        ToyConfig().replace(lr=-1)
