@@ -1,6 +1,8 @@
 """Every chapter keeps the chapter contract and is committed without outputs."""
 
+import importlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +44,36 @@ def test_chapter_contract(path):
     missing = set(REQUIRED) - names
     assert not missing, f"{path.name}: parameters cell lacks {sorted(missing)}"
     assert "mmnb.setup(" in "".join(_source(c) for c in code)
-    assert "mmnb.save_metrics(output_dir" in _source(code[-1]), "save_metrics in the last cell"
+    assert "mmnb.save_metrics(output_dir, metrics, cfg)" in _source(code[-1]), (
+        "save_metrics(output_dir, metrics, cfg) in the last cell"
+    )
+
+
+CONFIG_CALL = re.compile(r"\b(\w+)\.(\w+Config)\.from_parameters\(globals\(\)\)")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_parameters_cell_covers_the_config(path):
+    """Every config field is a knob of the parameters cell, and every knob a config field."""
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    params = next(c for c in code if "parameters" in c.get("metadata", {}).get("tags", []))
+    names = {line.split("=")[0].strip() for line in _source(params).splitlines() if "=" in line}
+    calls = CONFIG_CALL.findall("".join(_source(c) for c in code))
+    assert calls, f"{path.name}: build cfg with <world>.<Name>Config.from_parameters(globals())"
+    fields: list[str] = []
+    for module, cls in calls:
+        fields += getattr(importlib.import_module(f"mmnb.worlds.{module}"), cls).knobs()
+    assert len(fields) == len(set(fields)), f"{path.name}: two configs share a knob name"
+    assert names - set(REQUIRED) == set(fields), (
+        f"{path.name}: parameters cell and config differ: only in the cell "
+        f"{sorted(names - set(REQUIRED) - set(fields))}, only in the config "
+        f"{sorted(set(fields) - names)}"
+    )
+    for line in _source(params).splitlines():
+        if "=" in line and line.split("=")[0].strip() in fields:
+            assert line.split("=", 1)[1].split("#")[0].strip() == "None", (
+                f"{path.name}: knob {line!r} must default to None (the profile's value)"
+            )
 
 
 def test_every_chapter_is_in_the_toc():
