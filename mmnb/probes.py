@@ -18,7 +18,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
-from mmnb.params import check_choice
+from mmnb.config import check_choice
 
 __all__ = [
     "alignment",
@@ -28,6 +28,7 @@ __all__ = [
     "mle_dimension",
     "participation_ratio",
     "pca_dimension",
+    "principal_cosines",
     "r2_kernel",
     "r2_linear",
     "r2_scores",
@@ -234,6 +235,14 @@ def topk_retrieval(u: Tensor, v: Tensor, k: int = 1, kind: str = "cosine") -> Te
     positive = scores.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
     rank = (scores > positive).sum(-1)  # how many candidates beat the true partner
     return (rank < k).float().mean(-1)
+
+
+def principal_cosines(a: Tensor, b: Tensor) -> Tensor:
+    """Cosines of the principal angles between the column spans of `a` and `b` (`[..., N, k]`),
+    in float64, largest first; all ones when the spans agree."""
+    qa, _ = torch.linalg.qr(a.double())
+    qb, _ = torch.linalg.qr(b.double().to(qa.device))
+    return torch.linalg.svdvals(qa.mT @ qb)
 
 
 def alignment(u: Tensor, v: Tensor, alpha: float = 2.0) -> Tensor:
