@@ -1,26 +1,58 @@
 """Chapter 00's world: two modalities generated from one shared latent.
 
 z ~ N(0, I_k) is shared; each modality has private latents s ~ N(0, I_p) and is a
-fixed random nonlinear mixture x = tanh(A z + B s) plus observation noise.
+fixed random nonlinear mixture x = tanh([z, s] A) plus observation noise.
 Only z links the two modalities, so it is all a contrastive model can align.
+Entry points: `PairedWorld.from_config` (the world), `PairedWorld.sample` (pairs) and
+`fit_encoders` (CLIP-style training, one replica per seed and temperature).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from mmnb.config import WorldConfig, check_range, knob
 from mmnb.losses import LearnedTemperature, symmetric_info_nce
-from mmnb.nets import MLP
-from mmnb.params import check_range
+from mmnb.nets import MLP, Replicas, encoder_pair
 from mmnb.probes import alignment, topk_retrieval, uniformity
+from mmnb.runtime import stream
 from mmnb.train import History, train
 
-__all__ = ["PROFILES", "PairedFit", "PairedSample", "PairedWorld", "fit_encoders"]
+__all__ = ["PairedConfig", "PairedFit", "PairedSample", "PairedWorld", "fit_encoders"]
+
+
+@dataclass(frozen=True)
+class PairedConfig(WorldConfig):
+    """Chapter 00's settings; the defaults are the "book" profile."""
+
+    PAPER: ClassVar[dict] = dict(
+        n_train=65536, n_test=2048, steps=5000, batch_size=1024, lr=1e-3, hidden=256,
+        embed_dim=32, eval_every=100,
+    )  # fmt: skip
+
+    shared_dim: int = knob(4, low=1, high=256, doc="k, dimension of the shared latent z")
+    private_dim: int = knob(4, low=1, high=256, doc="p, dimension of each private latent")
+    x_dim: int = knob(16, low=1, high=4096, doc="dimension of the observation x")
+    y_dim: int = knob(16, low=1, high=4096, doc="dimension of the observation y")
+    noise: float = knob(0.1, low=0.0, high=10.0, doc="std of the observation noise")
+    n_train: int = knob(4096, low=16, high=1_000_000, doc="training pairs")
+    n_test: int = knob(512, low=16, high=100_000, doc="held-out pairs")
+    steps: int = knob(800, low=1, high=200_000, doc="optimizer steps")
+    batch_size: int = knob(256, low=2, high=65_536, doc="minibatch size N")
+    lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate")
+    hidden: int = knob(64, low=1, high=4096, doc="width of the encoders' hidden layer")
+    embed_dim: int = knob(8, low=1, high=1024, doc="output dimension d")
+    tau_init: float = knob(1.0, low=0.01, high=100.0, doc="starting learned temperature")
+    fixed_taus: tuple = knob((0.03, 0.1, 0.3, 1.0), low=0.01, high=100.0, doc="frozen τs")
+    eval_every: int = knob(40, low=1, high=200_000, doc="steps between evaluations")
+
+    def check(self) -> None:
+        check_range("batch_size", self.batch_size, 2, self.n_train, integer=True)
 
 
 @dataclass
@@ -35,7 +67,7 @@ class PairedSample:
 
 
 class PairedWorld:
-    """A fixed pair of random mixing maps; `sample(n)` draws pairs on `device`."""
+    """A fixed pair of random mixing maps; `sample(n, seed, purpose)` draws pairs."""
 
     def __init__(
         self,
@@ -55,54 +87,27 @@ class PairedWorld:
         ]:
             check_range(name, value, 1, None, integer=True)
         check_range("noise", noise, 0.0, None)
-        gen = torch.Generator().manual_seed(seed)
         k, p = shared_dim, private_dim
-        self.mix_x = torch.randn(k + p, x_dim, generator=gen) / (k + p) ** 0.5
-        self.mix_y = torch.randn(k + p, y_dim, generator=gen) / (k + p) ** 0.5
-        self.mix_x, self.mix_y = self.mix_x.to(device), self.mix_y.to(device)
+        mixing = stream(seed, "world/mixing", device=device)
+        self.mix_x = mixing.randn(k + p, x_dim) / (k + p) ** 0.5
+        self.mix_y = mixing.randn(k + p, y_dim) / (k + p) ** 0.5
         self.shared_dim, self.private_dim, self.noise = k, p, noise
-        self.device = torch.device(device)
+        self.seed, self.device = seed, torch.device(device)
 
-    def sample(self, n: int, seed: int = 0) -> PairedSample:
-        """Draw `n` pairs (x, y) with their shared latent z."""
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+    @classmethod
+    def from_config(cls, cfg: PairedConfig, seed: int, device: torch.device | str) -> PairedWorld:
+        return cls(cfg.shared_dim, cfg.private_dim, cfg.x_dim, cfg.y_dim, cfg.noise, seed, device)
 
-        def normal(*shape: int) -> Tensor:
-            return torch.randn(*shape, generator=gen, device=self.device)
-
-        z = normal(n, self.shared_dim)
-        s_x, s_y = normal(n, self.private_dim), normal(n, self.private_dim)
+    def sample(self, n: int, purpose: str = "data/train") -> PairedSample:
+        """Draw `n` pairs (x, y) with their latents from the stream (world seed, `purpose`)."""
+        draw = stream(self.seed, purpose, device=self.device)
+        z = draw.randn(n, self.shared_dim)
+        s_x, s_y = draw.randn(n, self.private_dim), draw.randn(n, self.private_dim)
         x = torch.tanh(torch.cat([z, s_x], 1) @ self.mix_x)
         y = torch.tanh(torch.cat([z, s_y], 1) @ self.mix_y)
-        x = x + self.noise * normal(*x.shape)
-        y = y + self.noise * normal(*y.shape)
+        x = x + self.noise * draw.randn(*x.shape)
+        y = y + self.noise * draw.randn(*y.shape)
         return PairedSample(x=x, y=y, z=z, s_x=s_x, s_y=s_y)
-
-
-PROFILES = {
-    "book": dict(
-        n_train=4096,
-        n_test=512,
-        steps=800,
-        batch_size=256,
-        lr=3e-3,
-        hidden=64,
-        embed_dim=8,
-        tau_init=1.0,
-        eval_every=40,
-    ),
-    "paper": dict(
-        n_train=65536,
-        n_test=2048,
-        steps=5000,
-        batch_size=1024,
-        lr=1e-3,
-        hidden=256,
-        embed_dim=32,
-        tau_init=1.0,
-        eval_every=100,
-    ),
-}
 
 
 @dataclass
@@ -118,23 +123,28 @@ class PairedFit:
 def fit_encoders(
     train_pairs: PairedSample,
     test_pairs: PairedSample,
-    cfg: SimpleNamespace,
+    cfg: PairedConfig,
     taus: Sequence[float],
     learn_temperature: bool = True,
     seed: int = 0,
+    replicas: Replicas | None = None,
     desc: str = "training",
 ) -> PairedFit:
     """Train encoders f (for x) and g (for y) with the symmetric InfoNCE loss.
 
     One replica per entry of `taus` (the starting or fixed temperature of that
-    replica); replica r is seeded with `seed + r`. The history records the loss, τ
-    and, on the test pairs, top-1 retrieval (x→y), alignment and uniformity.
+    replica); `replicas` are their ids (default 0 … len(taus)-1): replicas with the same
+    id share their initial weights and minibatch order. Reads the architecture
+    (hidden, embed_dim) and the optimization settings (steps, lr, batch_size,
+    eval_every) from `cfg`. The history records the loss, τ and, on the test pairs,
+    top-1 retrieval (x→y), alignment and uniformity.
     """
-    n = len(taus)
-    device = train_pairs.x.device
-    f = MLP(train_pairs.x.shape[1], [cfg.hidden], cfg.embed_dim, n, seed, device=device)
-    g = MLP(train_pairs.y.shape[1], [cfg.hidden], cfg.embed_dim, n, seed + 10_000, device=device)
-    tau = LearnedTemperature(n, init=list(taus), learn=learn_temperature).to(device)
+    ids = list(range(len(taus))) if replicas is None else list(replicas)
+    if len(ids) != len(taus):
+        raise ValueError(f"replicas: need one id per temperature ({len(taus)}), got {len(ids)}")
+    x_dim, y_dim, device = train_pairs.x.shape[1], train_pairs.y.shape[1], train_pairs.x.device
+    f, g = encoder_pair(x_dim, y_dim, [cfg.hidden], cfg.embed_dim, ids, seed, device=device)
+    tau = LearnedTemperature(len(ids), init=list(taus), learn=learn_temperature).to(device)
 
     def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = tau()
@@ -156,6 +166,7 @@ def fit_encoders(
         n_samples=len(train_pairs.x),
         batch_size=cfg.batch_size,
         seed=seed,
+        replicas=ids,
         evaluate=evaluate,
         eval_every=cfg.eval_every,
         desc=desc,
