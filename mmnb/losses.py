@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmnb.params import check_choice
+from mmnb.config import check_choice
 
 __all__ = [
     "KERNEL_SIMILARITIES",
@@ -142,7 +142,8 @@ def symmetric_info_nce(
 class LearnedTemperature(nn.Module):
     """A temperature per replica, τ = floor + exp(s), learned unless `learn=False`.
 
-    `init` is one starting value for all replicas or one per replica.
+    `init` is one starting value for all replicas or one per replica; `learn` is one flag
+    for all replicas or one per replica (a replica with `False` keeps its τ fixed).
 
     Like CLIP, the inverse temperature is capped at `max_inverse` (τ ≥ 1/max_inverse).
     """
@@ -151,7 +152,7 @@ class LearnedTemperature(nn.Module):
         self,
         n_replicas: int = 1,
         init: float | Sequence[float] = 1.0,
-        learn: bool = True,
+        learn: bool | Sequence[bool] = True,
         floor: float = 0.0,
         max_inverse: float = 100.0,
     ) -> None:
@@ -161,13 +162,18 @@ class LearnedTemperature(nn.Module):
             raise ValueError(f"temperature init={init!r} must exceed floor={floor!r}")
         self.floor, self.max_inverse = float(floor), float(max_inverse)
         s = (start - floor).log()
-        if learn:
+        mask = torch.as_tensor(learn, dtype=torch.bool).expand(n_replicas).clone()
+        self.register_buffer("learned", mask)
+        if bool(mask.any()):
             self.log_excess = nn.Parameter(s)
         else:
             self.register_buffer("log_excess", s)
 
     def forward(self) -> Tensor:
-        tau = self.floor + self.log_excess.exp()
+        s = self.log_excess
+        if not bool(self.learned.all()):
+            s = torch.where(self.learned, s, s.detach())
+        tau = self.floor + s.exp()
         return tau.clamp(min=1.0 / self.max_inverse)
 
 

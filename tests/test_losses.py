@@ -153,3 +153,15 @@ def test_symmetric_info_nce_matches_logsumexp_with_gradients():
     torch.testing.assert_close(g_ours, g_book)
     one = logits[:1].detach().requires_grad_()
     assert torch.autograd.gradcheck(symmetric_info_nce_logits, (one,))
+
+
+def test_temperature_learned_per_replica():
+    from mmnb.losses import LearnedTemperature
+
+    tau = LearnedTemperature(3, init=[1.0, 1.0, 0.5], learn=[True, False, True])
+    tau().sum().backward()
+    grad = tau.log_excess.grad
+    assert grad[0] != 0 and grad[1] == 0 and grad[2] != 0
+    frozen = LearnedTemperature(2, init=0.3, learn=False)
+    assert not list(frozen.parameters())
+    torch.testing.assert_close(frozen(), torch.tensor([0.3, 0.3]))
