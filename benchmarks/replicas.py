@@ -20,7 +20,7 @@ from mmnb.losses import (
 )
 from mmnb.nets import MLP
 from mmnb.train import make_optimizer
-from mmnb.worlds import cooccurrence, identifiability, intrinsic_dim, paired, pmi, snr
+from mmnb.worlds import captions, cooccurrence, identifiability, intrinsic_dim, paired, pmi, snr
 
 Step = Callable[[], None]
 
@@ -73,18 +73,24 @@ def ch01_step(r: int, seed: int, device: torch.device) -> Step:
 
 def ch02_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 02: image MLP and caption table on the minibatch spectral loss (MMCL)."""
-    cfg = mmnb.resolve_profile("book", cooccurrence.PROFILES)
-    x = torch.randn(cfg.pool_size, cfg.signal_dims + cfg.nuisance_dims, device=device)
-    n_captions = cfg.n_classes * cfg.captions_per_class
-    captions = torch.randint(n_captions, (cfg.pool_size,), device=device)
+    cfg = cooccurrence.CooccurrenceConfig()
+    world = captions.make_world(cfg, seed, device)
+    x, y = captions.sample_images(world, cfg.pool_size, seed, "data/pool", 0)
+    caps = captions.assign_captions(world, y, cfg.captions_per_image, cfg.caption_noise, seed, 0)
     f = MLP(x.shape[1], [cfg.hidden], cfg.n_classes, r, seed, device=device)
-    g = torch.randn(r, n_captions, cfg.n_classes, device=device).mul_(0.1).requires_grad_()
-    gen = torch.Generator(device=device).manual_seed(seed)
+    g = mmnb.replica_parameter(
+        lambda gen: 0.1 * torch.randn(world.n_captions, cfg.n_classes, generator=gen),
+        r, seed, "init/caption_table", device,
+    )  # fmt: skip
+    gens = [mmnb.stream(seed, "minibatch", k).torch for k in range(r)]
     rows = torch.arange(r, device=device)[:, None]
+    m = cfg.captions_per_image
 
     def loss() -> torch.Tensor:
-        i = torch.randint(cfg.pool_size, (r, cfg.neural_batch), generator=gen, device=device)
-        return spectral_contrastive_loss(f(x[i]), g[rows, captions[i]])
+        n = cfg.pool_size * m
+        pairs = torch.stack([torch.randint(n, (cfg.neural_batch,), generator=q) for q in gens])
+        image = pairs.to(device) // m
+        return spectral_contrastive_loss(f(x[image]), g[rows, caps[image, pairs.to(device) % m]])
 
     return _optimizer_step(loss, [*f.parameters(), g], cfg.neural_lr)
 

@@ -1,0 +1,183 @@
+"""CLIP-guided resampling (the paper's ImageNet experiment, in miniature).
+
+Zhang et al. (2023) let a CLIP model steer SimCLR: inside each batch, the teacher's image
+embeddings score every pair of samples, and the score changes which pairs the SimCLR
+loss uses (AddNewPositive, DropFalseNegative, DropEasyNegative, DropFalsePositive). The
+student here is an MLP trained with SimCLR's InfoNCE on augmented views, a fraction of
+whose second views come from another image (false positives).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mmnb.config import check_choice, check_range
+from mmnb.losses import symmetric_info_nce_logits
+from mmnb.nets import MLP
+from mmnb.runtime import stream
+from mmnb.train import History, train
+from mmnb.worlds.captions import Augmentation, replica_noise
+
+__all__ = [
+    "RESAMPLING",
+    "StudentFit",
+    "drop_negatives",
+    "drop_positives",
+    "fit_student",
+    "resampling_loss",
+    "select_new_positive",
+]
+
+RESAMPLING = (
+    "simclr",
+    "new_positive",
+    "drop_false_negative",
+    "drop_easy_negative",
+    "drop_false_positive",
+)
+
+
+def select_new_positive(teacher_sim: Tensor) -> Tensor:
+    """AddNewPositive: for each anchor i, the other sample j ≠ i the teacher finds most similar."""
+    n = teacher_sim.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=teacher_sim.device)
+    return teacher_sim.masked_fill(eye, -math.inf).argmax(-1)
+
+
+def drop_negatives(teacher_sim: Tensor, fraction: float, largest: bool) -> Tensor:
+    """Mask of kept negatives: drop each row's `fraction` of negatives j ≠ i with the largest
+    (DropFalseNegative) or smallest (DropEasyNegative) teacher similarity."""
+    check_range("fraction", fraction, 0.0, 1.0)
+    n = teacher_sim.shape[-1]
+    n_drop = int(round(fraction * (n - 1)))
+    eye = torch.eye(n, dtype=torch.bool, device=teacher_sim.device)
+    keep = ~eye.expand(teacher_sim.shape).clone()
+    if n_drop:
+        fill = -math.inf if largest else math.inf
+        ranked = teacher_sim.masked_fill(eye, fill)
+        idx = ranked.topk(n_drop, dim=-1, largest=largest).indices
+        keep.scatter_(-1, idx, False)
+    return keep
+
+
+def drop_positives(positive_sim: Tensor, fraction: float) -> Tensor:
+    """DropFalsePositive: indices of the pairs kept after dropping the `fraction` of positive
+    pairs with the smallest teacher similarity (sorted, `[..., n − n_drop]`)."""
+    check_range("fraction", fraction, 0.0, 1.0)
+    n = positive_sim.shape[-1]
+    n_keep = n - int(round(fraction * n))
+    return positive_sim.topk(n_keep, dim=-1).indices.sort(-1).values
+
+
+def resampling_loss(
+    z1: Tensor,
+    z2: Tensor,
+    teacher_anchor: Tensor,
+    teacher_view: Tensor,
+    rule: str,
+    temperature: float,
+    drop_false_negative: float = 0.05,
+    drop_easy_negative: float = 0.10,
+    drop_false_positive: float = 0.10,
+) -> Tensor:
+    """SimCLR (symmetric InfoNCE between the two views) with a teacher-guided resampling rule.
+
+    `z1`, `z2` are `[R, B, d]` student embeddings of the two views; `teacher_anchor` and
+    `teacher_view` the teacher's embeddings of the images the views came from (they differ
+    where a second view is a false positive). Rules: `simclr`; `new_positive` (the most
+    teacher-similar other sample's view becomes an extra positive, loss ½(SimCLR + new
+    term)); `drop_false_negative` (drop each row's `drop_false_negative` fraction of most
+    teacher-similar negatives; paper: 5%); `drop_easy_negative` (drop the least similar
+    `drop_easy_negative`; paper: 10%); `drop_false_positive` (remove the
+    `drop_false_positive` fraction of pairs whose two images the teacher finds least
+    similar; paper: 10%).
+    """
+    check_choice("rule", rule, RESAMPLING)
+    z1, z2 = nn.functional.normalize(z1, dim=-1), nn.functional.normalize(z2, dim=-1)
+    ta = nn.functional.normalize(teacher_anchor, dim=-1)
+    tv = nn.functional.normalize(teacher_view, dim=-1)
+    logits = z1 @ z2.mT / temperature
+    if rule == "simclr":
+        return symmetric_info_nce_logits(logits)
+    if rule == "new_positive":
+        j = select_new_positive(ta @ ta.mT)[..., None]
+        new = torch.logsumexp(logits, -1) - logits.gather(-1, j)[..., 0]
+        back = torch.logsumexp(logits.mT, -1) - logits.mT.gather(-1, j)[..., 0]
+        return 0.5 * (symmetric_info_nce_logits(logits) + 0.5 * (new + back).mean(-1))
+    if rule == "drop_false_negative":
+        return symmetric_info_nce_logits(
+            logits, drop_negatives(ta @ tv.mT, drop_false_negative, True)
+        )
+    if rule == "drop_easy_negative":
+        return symmetric_info_nce_logits(
+            logits, drop_negatives(ta @ tv.mT, drop_easy_negative, False)
+        )
+    kept = drop_positives((ta * tv).sum(-1), drop_false_positive)
+    n_keep = kept.shape[-1]
+    sub = logits.gather(-2, kept[..., None].expand(*kept.shape, logits.shape[-1]))
+    sub = sub.gather(-1, kept[..., None, :].expand(*kept.shape, n_keep))
+    return symmetric_info_nce_logits(sub)
+
+
+@dataclass
+class StudentFit:
+    """A SimCLR student (one MLP for both views) and its history."""
+
+    encoder: MLP
+    history: History
+
+
+def fit_student(
+    x: Tensor,
+    teacher: Tensor,
+    rule: str,
+    augmentation: Augmentation,
+    false_positive_rate: float,
+    temperature: float,
+    hidden: int,
+    out_dim: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    fractions: dict[str, float] | None = None,
+    desc: str = "student",
+) -> StudentFit:
+    """A SimCLR student on views of its training images `x` `[R, N, dim]`.
+
+    A fraction `false_positive_rate` of second views come from another random image;
+    `teacher` `[R, N, e]` holds the teacher's embedding of every training image and
+    `fractions` the drop fractions of `resampling_loss` (keyword → value). Replica r
+    starts from the stream (seed, "init/student", r), visits its images in its own order
+    and draws its swaps and views from (seed, "data/false_positives", r) and
+    (seed, "augment/student", r): students of different rules share all of these, so
+    their comparison is paired.
+    """
+    check_choice("rule", rule, RESAMPLING)
+    check_range("false_positive_rate", false_positive_rate, 0.0, 1.0)
+    n_replicas, n, dim = x.shape
+    dev = x.device
+    f = MLP(dim, [hidden, hidden], out_dim, n_replicas, seed, device=dev, purpose="init/student")
+    swaps = [stream(seed, "data/false_positives", r).torch for r in range(n_replicas)]
+    views = [stream(seed, "augment/student", r).torch for r in range(n_replicas)]
+    rows = torch.arange(n_replicas, device=dev)[:, None]
+
+    def objective(i: Tensor) -> Tensor:
+        b = i.shape[1]
+        swap = torch.stack([torch.rand(b, generator=g) for g in swaps]) < false_positive_rate
+        other = torch.stack([torch.randint(n, (b,), generator=g) for g in swaps])
+        j = torch.where(swap.to(dev), other.to(dev), i)
+        noise = replica_noise(views, (2, b, dim), dev)
+        v1, v2 = augmentation(x[rows, i], noise[:, 0]), augmentation(x[rows, j], noise[:, 1])
+        return resampling_loss(
+            f(v1), f(v2), teacher[rows, i], teacher[rows, j], rule, temperature,
+            **(fractions or {}),
+        )  # fmt: skip
+
+    history = train(objective, f, steps, lr=lr, n_samples=n, batch_size=batch_size,
+                    seed=seed, replicas=n_replicas, desc=desc)  # fmt: skip
+    return StudentFit(f, history)
