@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
@@ -12,7 +12,15 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "band", "panels", "phase_diagram", "use_style"]
+__all__ = [
+    "PALETTE",
+    "band",
+    "grouped_bars",
+    "labeled_scatter",
+    "panels",
+    "phase_diagram",
+    "use_style",
+]
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9c", "#00798c", "#555555"]
 
@@ -138,4 +146,55 @@ def phase_diagram(
     ax.minorticks_off()
     ax.set(xlabel=x, ylabel=y)
     ax.grid(False)
+    return ax
+
+
+def grouped_bars(
+    ax: Axes,
+    groups: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    chance: float | None = None,
+    **axes_settings: object,
+) -> Axes:
+    """Bars of the mean ± s.d. over seeds, side by side.
+
+    `groups[series][category]` holds one value per seed; categories run along the x axis
+    (in the order they first appear), each series gets one bar per category it has.
+    `chance` draws a dotted reference line; `axes_settings` go to `ax.set`.
+    """
+    categories = list(dict.fromkeys(c for series in groups.values() for c in series))
+    width = 0.8 / max(len(groups), 1)
+    for j, (name, series) in enumerate(groups.items()):
+        pos = [i + (j - (len(groups) - 1) / 2) * width for i, c in enumerate(categories)
+               if c in series]  # fmt: skip
+        values = [np.asarray(series[c], dtype=float) for c in categories if c in series]
+        ax.bar(pos, [v.mean() for v in values], width=0.95 * width,
+               yerr=[v.std() for v in values], label=name, capsize=2)  # fmt: skip
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
+    ax.set_xticks(range(len(categories)), categories, fontsize=8)
+    ax.set(**axes_settings)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def labeled_scatter(
+    ax: Axes,
+    x: Sequence[float],
+    y: Sequence[float],
+    labels: Sequence[str],
+    color: Sequence[float] | None = None,
+    *,
+    colorbar: str = "",
+    cmap: str = "viridis",
+    **axes_settings: object,
+) -> Axes:
+    """Points (x, y), each with its text label, coloured by `color` (with a colorbar)."""
+    points = ax.scatter(x, y, c=color, cmap=cmap if color is not None else None, s=40,
+                        edgecolors="black", linewidths=0.5, zorder=3)  # fmt: skip
+    for xi, yi, label in zip(x, y, labels, strict=True):
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if color is not None:
+        ax.figure.colorbar(points, ax=ax, label=colorbar)
+    ax.set(**axes_settings)
     return ax
