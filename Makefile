@@ -9,12 +9,17 @@ STAMP := $(VENV)/.installed
 # progress bars are for people at a terminal, not for logs and the rendered book
 export MMNB_PROGRESS ?= 0
 
-.PHONY: help setup test lint unit notebooks book book-fast bench clean
+.PHONY: help setup test lint unit notebooks book book-fast check-book check-book-fast \
+	test-installs test-lower-bounds bench clean
 
 help:
-	@echo "make book   build the executed book into _build/html"
-	@echo "make test   lint, unit tests, every chapter under nbval, a fast book build"
-	@echo "make bench  performance measurements (benchmarks/)"
+	@echo "make book              build the executed book into _build/html (only changed"
+	@echo "                       pages run again) and check it in headless Chromium"
+	@echo "make test              lint, unit tests, every chapter under nbval, a fast book build"
+	@echo "                       checked in headless Chromium"
+	@echo "make check-book        check _build/html in Chromium, screenshots in _build/screenshots"
+	@echo "make test-lower-bounds install mmnb at the oldest dependency versions and run chapter 00"
+	@echo "make bench             performance measurements (benchmarks/)"
 
 setup: $(STAMP)
 
@@ -25,28 +30,45 @@ $(STAMP): pyproject.toml constraints.txt
 		-c constraints.txt -e ".[book,dev,dask]"
 	@touch $@
 
-test: setup lint unit notebooks book-fast
+test: setup lint unit notebooks book-fast check-book-fast
 
 lint: setup
-	$(BIN)/ruff check mmnb tests benchmarks
+	$(BIN)/ruff check mmnb tests benchmarks tools
 
+# includes tests/test_packaging.py: the wheel in a fresh venv runs chapter 00 as in Colab
 unit: setup
 	$(BIN)/python -m pytest tests -q
 
 notebooks: setup
 	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 chapters -q
 
-# execution off: catches a broken toc, references, math and MyST syntax quickly
+# execution off: catches a broken toc, references, math and MyST syntax quickly (glued
+# numbers exist only in an executed build, so their warnings are off here)
 book-fast: setup
 	$(BIN)/python -c 'import yaml, pathlib; c = yaml.safe_load(open("_config.yml")); \
-		c["execute"]["execute_notebooks"] = "off"; pathlib.Path("_build").mkdir(exist_ok=True); \
+		c["execute"]["execute_notebooks"] = "off"; \
+		c["sphinx"]["config"]["suppress_warnings"] = ["mystnb.glue"]; \
+		pathlib.Path("_build").mkdir(exist_ok=True); \
 		yaml.safe_dump(c, open("_build/_config_fast.yml", "w"))'
 	$(BIN)/jupyter-book build . --config _build/_config_fast.yml --path-output _build/fast \
 		--warningiserror --keep-going --quiet
 
+check-book-fast: setup
+	$(BIN)/python tools/check_book.py _build/fast/_build/html
+
+# a page runs again only when its code, the mmnb modules it imports or its data changed
 book: setup
+	$(BIN)/python tools/book_cache.py --cache _build/.jupyter_cache
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(MAKE) --no-print-directory check-book
 	@echo "open _build/html/index.html"
+
+check-book: setup
+	$(BIN)/python tools/check_book.py _build/html --screenshots _build/screenshots
+
+# pip installs mmnb's oldest allowed dependency versions into a fresh venv (slow: minutes)
+test-lower-bounds: setup
+	MMNB_LOWER_BOUNDS=1 $(BIN)/python -m pytest tests/test_packaging.py -q -k lower_bounds
 
 bench: setup
 	$(BIN)/python -m benchmarks
