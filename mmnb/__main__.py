@@ -1,9 +1,14 @@
-"""Command line: `python -m mmnb sweep NOTEBOOK ...` and `python -m mmnb collect DIR`."""
+"""Command line: `python -m mmnb run NOTEBOOK ...`, `sweep NOTEBOOK ...` and `collect DIR`.
+
+Exit status: 0 when every run finished, 1 when a run failed, 2 on bad input (nothing ran),
+128 + the signal's number when a signal stopped the runs (130 for Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +33,7 @@ def parse_value(text: str) -> Any:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mmnb", description="Sweep a chapter notebook with papermill."
+        prog="python -m mmnb", description="Run or sweep a chapter notebook with papermill."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
@@ -72,6 +77,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--kernel", default="python3", metavar="NAME", help="Jupyter kernel (default python3)"
     )
+    one = commands.add_parser(
+        "run",
+        help="run a notebook once, with its parameters checked first",
+        usage="python -m mmnb run NOTEBOOK [-p NAME VALUE] ... --out DIR [--kernel NAME]",
+        description="Run NOTEBOOK once with the given parameters; the executed notebook, "
+        "metrics.json and run.json go to DIR. Names are checked against the notebook's "
+        "parameters cell and values against its config before the kernel starts. A DIR "
+        "that already holds a finished run is left as it is.",
+    )
+    one.add_argument("notebook", type=Path, help="the notebook, e.g. chapters/01_snr.ipynb")
+    one.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set NAME to VALUE (a Python literal, else a string); repeatable",
+    )
+    one.add_argument("--out", type=Path, required=True, metavar="DIR", help="the run's folder")
+    one.add_argument(
+        "--kernel", default="python3", metavar="NAME", help="Jupyter kernel (default python3)"
+    )
     collect = commands.add_parser("collect", help="rebuild DIR/results.csv from the run folders")
     collect.add_argument("dir", type=Path, help="the --out folder of a sweep")
     return parser
@@ -96,21 +124,50 @@ def _grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str
     return grid
 
 
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from mmnb.sweep import run_notebook
+
+    params: dict[str, Any] = {}
+    for name, value in args.param:
+        if name in params:
+            parser.error(f"-p {name} is given twice")
+        params[name] = parse_value(value)
+    result = run_notebook(args.notebook, params, args.out, kernel_name=args.kernel)
+    if result.status == "done":
+        print(f"{args.out} already holds a finished run (metrics.json); nothing ran")
+        return 0
+    if result.status == "ok":
+        print(f"finished in {result.wall_seconds} s: {args.out / 'metrics.json'}")
+        return 0
+    print(f"run failed: {result.error}  (see {args.out / 'error.txt'})", file=sys.stderr)
+    return 1
+
+
+def _collect(folder: Path) -> int:
+    from mmnb.sweep import RESULTS, collect
+
+    table = collect(folder)
+    counts = table["status"].value_counts().to_dict() if len(table) else {}
+    print(f"wrote {folder / RESULTS}: {len(table)} runs {counts}")
+    for run, error in table.loc[table["status"] == "corrupt", ["run", "error"]].values:
+        print(f"  {run}: {error}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (1 if a run failed, 2 on bad input)."""
+    """Run the command line; return the exit status (see the module)."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        from mmnb.sweep import RESULTS, collect, sweep
+        from mmnb.sweep import RESULTS, SweepInterrupted, sweep
     except ImportError as err:
         print(f"error: the sweep needs papermill and pyyaml ({err})", file=sys.stderr)
         return 2
     try:
         if args.command == "collect":
-            table = collect(args.dir)
-            counts = table["status"].value_counts().to_dict() if len(table) else {}
-            print(f"wrote {args.dir / RESULTS}: {len(table)} runs {counts}")
-            return 0
+            return _collect(args.dir)
+        if args.command == "run":
+            return _run(args, parser)
         summary = sweep(
             args.notebook,
             _grid(args, parser),
@@ -122,6 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SweepInterrupted as stop:
+        where = args.dir if args.command == "collect" else args.out
+        done = stop.summary.interrupted
+        print(
+            f"stopped by {stop.args[0]}: {len(done)} running run(s) interrupted "
+            f"{done if done else ''}; queued runs did not start. Run the same command "
+            f"again to resume ({where}).",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
     total = len(summary.ran) + len(summary.skipped)
     print(
         f"{total} runs: {len(summary.ran)} ran, {len(summary.skipped)} skipped (already "
@@ -136,4 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from mmnb.backends import watch_parent
+
+    watch_parent(os.getppid())  # the shell or job that started us is gone: stop cleanly
     sys.exit(main())

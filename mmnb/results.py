@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
-import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,37 +16,10 @@ import pandas as pd
 import torch
 
 from mmnb.config import WorldConfig
+from mmnb.files import read_metrics, write_json_atomic, write_text_atomic
 from mmnb.runtime import state
 
 __all__ = ["load_results", "mean_std", "save_metrics", "write_json_atomic", "write_text_atomic"]
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write text to a temporary file in the same folder, then rename it into place.
-
-    Readers see the old file or the new one, never half of one; the file gets the
-    usual permissions (0666 less the umask), not the private ones of a temporary file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write `payload` as JSON with `write_text_atomic`."""
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def _number(name: str, value: Any) -> float | int | None:
@@ -128,7 +100,11 @@ def load_results(folder: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per `metrics.json` below `folder`: run, parameters, metrics, device, wall time."""
     rows = []
     for path in sorted(Path(folder).rglob("metrics.json")):
-        data = json.loads(path.read_text())
+        try:
+            data = read_metrics(path)
+        except ValueError as err:  # a truncated or foreign file: say which, keep the others
+            warnings.warn(f"skipped {err}", stacklevel=2)
+            continue
         row: dict[str, Any] = {"run": str(path.parent.relative_to(folder))}
         row.update(data.get("params", {}))
         row.update(data.get("metrics", {}))

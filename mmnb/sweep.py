@@ -1,44 +1,55 @@
 """Papermill sweeps: a chapter notebook and a parameter grid in, one results table out.
 
 Every run executes the notebook in its own folder below `out`, named from its
-parameters (`x=0.1__seed=0`):
+parameters (`x=0.1__seed=0`), with the files that `mmnb.runs` describes; the sweep adds
+`out/results.csv`, one row per run: parameters, metrics, status, wall time.
 
-    out/results.csv                 one row per run: parameters, metrics, status, wall time
-    out/<run>/<notebook>.ipynb      the executed notebook (partial when the run failed)
-    out/<run>/metrics.json          written by the notebook; it marks the run finished
-    out/<run>/run.json              the sweep's record: parameters, status, error, wall time
-    out/<run>/error.txt             the full error text of a failed run
-
-Runs go one at a time, in `jobs` local processes, or to an existing Dask cluster.
+Before anything runs, the names are checked against the notebook's `parameters` cell,
+every run's values against the notebook's config and the kernel against the installed
+ones. Each run is claimed before it runs (`mmnb.runs.Claim`), so sweeps into one `out`
+run each point once. SIGINT, SIGTERM and SIGHUP stop the whole sweep: queued runs never
+start, running ones are interrupted and recorded so, and results.csv is refreshed.
+Runs go to local runner processes (`jobs` at once) or to an existing Dask cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import json
-import multiprocessing
+import math
 import re
+import signal
+import threading
 import time
-import traceback
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import papermill
 import yaml
-from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
-from mmnb.results import load_results, write_json_atomic, write_text_atomic
+from mmnb.backends import DaskRuns, LocalRuns
+from mmnb.collect import RESULTS, collect
+from mmnb.notebooks import check_parameters, check_values
+from mmnb.runs import (
+    RunInterrupted,
+    RunResult,
+    RunTask,
+    check_kernel,
+    claim_holder,
+    execute_run,
+    read_record,
+    safe_folder,
+)
 
 __all__ = [
+    "RESULTS",
     "RunResult",
     "RunTask",
+    "SweepInterrupted",
     "SweepSummary",
     "check_parameters",
     "collect",
@@ -47,14 +58,9 @@ __all__ = [
     "load_grid",
     "plan_runs",
     "run_name",
+    "run_notebook",
     "sweep",
 ]
-
-RESULTS = "results.csv"
-METRICS = "metrics.json"
-RECORD = "run.json"
-ERROR = "error.txt"
-OUTPUT_DIR = "output_dir"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 
@@ -73,6 +79,8 @@ _GridLoader.add_implicit_resolver(
 def _scalar(name: str, value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"parameter {name!r}: {value!r} is not a finite number")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise ValueError(
@@ -85,7 +93,12 @@ def _axis(name: str, values: Any) -> list[Any]:
     values = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
     if not values:
         raise ValueError(f"parameter {name!r} has no values")
-    return [_scalar(name, v) for v in values]
+    values = [_scalar(name, v) for v in values]
+    for i, value in enumerate(values):
+        # 1 and True (or 1.0) are equal in Python but different runs: compare with types
+        if any(type(v) is type(value) and v == value for v in values[:i]):
+            raise ValueError(f"parameter {name!r} lists the value {value!r} twice")
+    return values
 
 
 def load_grid(path: str | Path) -> dict[str, list[Any]]:
@@ -121,67 +134,21 @@ def run_name(params: Mapping[str, Any]) -> str:
     return "__".join(f"{name}={_token(value)}" for name, value in params.items())
 
 
-def check_parameters(notebook: str | Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Check `names` against the notebook's `parameters` cell; return papermill's inference."""
-    notebook = Path(notebook)
-    if notebook.suffix != ".ipynb" or not notebook.is_file():
-        raise ValueError(f"notebook {str(notebook)!r} is not an existing .ipynb file")
-    known = papermill.inspect_notebook(notebook)
-    if not known:
-        raise ValueError(f"{notebook} has no cell tagged 'parameters'; there is nothing to sweep")
-    if OUTPUT_DIR not in known:
-        raise ValueError(
-            f"{notebook} has no {OUTPUT_DIR!r} parameter; the sweep gives every run its own "
-            "output_dir, which the notebook must pass to mmnb.save_metrics"
-        )
-    names = list(names)
-    if OUTPUT_DIR in names:
-        raise ValueError(f"{OUTPUT_DIR!r} is set by the sweep for each run; do not sweep it")
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        choices = sorted(name for name in known if name != OUTPUT_DIR)
-        raise ValueError(f"unknown parameter(s) {unknown} for {notebook}; known: {choices}")
-    return known
-
-
-@dataclass(frozen=True)
-class RunTask:
-    """One run: which notebook, where its folder is, which parameters it gets."""
-
-    name: str
-    notebook: str
-    folder: str
-    params: dict[str, Any] = field(hash=False)
-    kernel_name: str = "python3"
-
-    @property
-    def finished(self) -> bool:
-        """A run is finished when its notebook wrote `metrics.json`."""
-        return (Path(self.folder) / METRICS).is_file()
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What became of one run: status `ok` or `failed`, wall time, one-line error."""
-
-    name: str
-    status: str
-    wall_seconds: float | None
-    error: str = ""
-
-
 def plan_runs(
     notebook: str | Path,
     grid: Mapping[str, Any],
     out: str | Path,
     kernel_name: str = "python3",
 ) -> list[RunTask]:
-    """Check the grid against the notebook and turn it into runs with absolute paths."""
-    check_parameters(notebook, grid)
+    """Check the grid against the notebook (names, then every run's values) and turn it
+    into runs with absolute paths. Nothing is written."""
+    known = check_parameters(notebook, grid)
+    points = expand_grid(grid)
+    check_values(notebook, points, known)
     notebook, out = Path(notebook).resolve(), Path(out).resolve()
     tasks: list[RunTask] = []
     seen: dict[str, dict[str, Any]] = {}
-    for params in expand_grid(grid):
+    for params in points:
         name = run_name(params)
         if name in seen:
             raise ValueError(
@@ -193,184 +160,151 @@ def plan_runs(
     return tasks
 
 
-def _write_record(task: RunTask, status: str, wall: float | None = None, error: str = "") -> None:
-    record = {
-        "params": task.params,
-        "status": status,
-        "wall_seconds": None if wall is None else round(wall, 3),
-        "error": error,
-    }
-    write_json_atomic(Path(task.folder) / RECORD, record)
-
-
-def _fail(task: RunTask, wall: float | None, error: str, detail: str) -> RunResult:
-    """Record a failed run: the full text in error.txt, a one-line summary in run.json."""
-    folder = Path(task.folder)
-    # A run with metrics.json counts as finished; a failed run must not (resume reruns it).
-    (folder / METRICS).unlink(missing_ok=True)
-    write_text_atomic(folder / ERROR, detail)
-    error = error.strip().splitlines()[0] if error.strip() else "unknown error"
-    _write_record(task, "failed", wall, error)
-    return RunResult(task.name, "failed", wall, error)
-
-
-def execute_run(task: RunTask) -> RunResult:
-    """Execute one run with papermill and record its outcome; a notebook error does not raise.
-
-    The kernel is `task.kernel_name`, the working directory is the notebook's folder,
-    and `output_dir` is the run's folder.
-    """
-    folder = Path(task.folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ERROR).unlink(missing_ok=True)
-    _write_record(task, "running")
-    start = time.perf_counter()
-    notebook = Path(task.notebook)
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(folder / notebook.name),
-            parameters={**task.params, OUTPUT_DIR: str(folder)},
-            kernel_name=task.kernel_name,
-            cwd=str(notebook.parent),
-            progress_bar=False,
-        )
-    except PapermillExecutionError as err:
-        return _fail(task, time.perf_counter() - start, f"{err.ename}: {err.evalue}", str(err))
-    except Exception as err:  # a dead kernel or a timeout fails this run, not the sweep
-        error = f"{type(err).__name__}: {err}"
-        return _fail(task, time.perf_counter() - start, error, traceback.format_exc())
-    wall = time.perf_counter() - start
-    if not task.finished:
-        error = (
-            f"the notebook ran but wrote no {METRICS}; "
-            "it must call mmnb.save_metrics(output_dir, ...)"
-        )
-        return _fail(task, wall, error, error)
-    _write_record(task, "ok", wall)
-    return RunResult(task.name, "ok", wall)
-
-
-def _outcome(task: RunTask, future: Any) -> RunResult:
-    """The result of a future, or a failed run when the worker itself died."""
-    try:
-        return future.result()
-    except Exception as err:
-        error = f"worker failed: {type(err).__name__}: {err}"
-        return _fail(task, None, error, traceback.format_exc())
-
-
-def _run_processes(tasks: list[RunTask], jobs: int) -> Iterator[RunResult]:
-    # "spawn": fresh interpreters, no inherited threads or ZMQ state; each worker starts
-    # its own kernels, so no two processes share a kernel manager or a port cache.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futures: dict[Future[RunResult], RunTask] = {
-            pool.submit(execute_run, task): task for task in tasks
-        }
-        for future in as_completed(futures):
-            yield _outcome(futures[future], future)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_dask(tasks: list[RunTask], address: str) -> Iterator[RunResult]:
-    try:
-        from distributed import Client
-        from distributed import as_completed as dask_completed
-    except ImportError as err:
-        raise ValueError(
-            "--scheduler needs Dask distributed: pip install 'dask[distributed]'"
-        ) from err
-    token = uuid.uuid4().hex[:8]
-    with Client(address, set_as_default=False) as client:
-        futures = {}
-        for task in tasks:
-            key = f"mmnb-run-{task.name}-{token}"
-            futures[key] = (client.submit(execute_run, task, key=key, pure=False), task)
-        submitted = [future for future, _ in futures.values()]
-        for future in dask_completed(submitted, loop=client.loop):
-            task = futures[future.key][1]
-            result = _outcome(task, future)
-            if result.status == "ok" and not _appears(task):
-                raise ValueError(
-                    f"run {task.name} finished on a Dask worker, but its {METRICS} is not "
-                    f"visible here: --out ({Path(task.folder).parent}) must be on a file "
-                    "system that the workers and this machine share, at the same path"
-                )
-            yield result
-
-
-def _appears(task: RunTask, timeout: float = 60.0) -> bool:
-    """Whether the run's metrics.json shows up here (network file systems cache lookups)."""
-    deadline = time.monotonic() + timeout
-    while not task.finished:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(1.0)
-    return True
-
-
-def _results(tasks: list[RunTask], jobs: int, scheduler: str | None) -> Iterator[RunResult]:
-    if scheduler:
-        return _run_dask(tasks, scheduler)
-    if jobs > 1 and len(tasks) > 1:
-        return _run_processes(tasks, min(jobs, len(tasks)))
-    return (execute_run(task) for task in tasks)
-
-
-def collect(out: str | Path) -> pd.DataFrame:
-    """Rebuild `out/results.csv` from the run folders, write it atomically and return it.
-
-    One row per run: `run`, `status` (`ok`, `failed`, or `running` for a run that is
-    under way or was interrupted), the parameters, the metrics, `wall_seconds` and `error`.
-    """
-    out = Path(out)
-    if not out.is_dir():
-        raise ValueError(f"{str(out)!r} is not a folder of sweep runs")
-    records = []
-    for path in sorted(out.glob(f"*/{RECORD}")):
-        record = json.loads(path.read_text())
-        records.append(
-            {
-                "run": path.parent.name,
-                "status": record["status"],
-                **record["params"],
-                "wall_seconds": record["wall_seconds"],
-                "error": record["error"],
-            }
-        )
-    recorded = pd.DataFrame(records) if records else pd.DataFrame(columns=["run", "status"])
-    finished = load_results(out)
-    params = [c for c in recorded.columns if c not in ("run", "status", "wall_seconds", "error")]
-    table = recorded.set_index("run")
-    if not finished.empty:
-        finished = finished.set_index("run")
-        # The sweep's record wins (its wall time covers the whole run); metrics.json fills in.
-        table = table.combine_first(finished)
-        done = set(finished.index)
-        table["status"] = ["ok" if run in done else s for run, s in table["status"].items()]
-        later = [c for c in finished.columns if c not in params and c != "wall_seconds"]
-    else:
-        later = []
-    columns = ["status", *params, *later, "wall_seconds", "error"]
-    table = table.reindex(columns=[c for c in columns if c in table.columns]).reset_index()
-    try:
-        table = table.sort_values([*params, "run"], kind="stable", ignore_index=True)
-    except TypeError:  # a parameter column mixes types: fall back to the folder names
-        table = table.sort_values("run", ignore_index=True)
-    write_text_atomic(out / RESULTS, table.to_csv(index=False))
-    return table
+# --- the driver ------------------------------------------------------------------------
 
 
 @dataclass
 class SweepSummary:
     """The table written to results.csv and what happened to each run in this sweep."""
 
-    table: pd.DataFrame
+    table: Any
     ran: list[str]
     skipped: list[str]
     failed: dict[str, str]
+    interrupted: list[str] = field(default_factory=list)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A signal stopped the sweep; `summary` says what had happened by then."""
+
+    def __init__(self, signum: int, summary: SweepSummary) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.summary = signum, summary
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `RunInterrupted` here (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise RunInterrupted(signum)
+
+    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in names}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in names}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _drive(tasks: list[RunTask], backend: Any, bar: Any, summary: SweepSummary, on_end) -> None:
+    """Run `tasks` on `backend`; a run busy elsewhere is waited for, then skipped or run."""
+    queue = deque(tasks)
+    waiting: dict[str, RunTask] = {}
+    by_name = {task.name: task for task in tasks}
+    checked = time.monotonic()
+
+    def handle(result: RunResult) -> None:
+        if result.status == "busy":
+            if result.name not in waiting:
+                bar.write(f"run {result.name} is {result.error}; waiting for it")
+            waiting[result.name] = by_name[result.name]
+            return
+        if result.status == "done":
+            summary.skipped.append(result.name)
+        else:
+            summary.ran.append(result.name)
+            if result.status == "interrupted":
+                summary.interrupted.append(result.name)
+            elif result.status != "ok":
+                summary.failed[result.name] = result.error
+                bar.write(f"run {result.name} failed: {result.error}")
+        on_end()
+        bar.set_postfix(failed=len(summary.failed))
+        bar.update()
+
+    while queue or waiting or backend.active:
+        while queue and backend.room():
+            result = backend.start(queue.popleft())
+            if result is not None:
+                handle(result)
+        for result in backend.poll():
+            handle(result)
+        if waiting and time.monotonic() - checked > 1.0:
+            checked = time.monotonic()
+            for name, task in list(waiting.items()):
+                if claim_holder(task.folder) is None:
+                    del waiting[name]
+                    queue.append(task)
+        time.sleep(0.05)
+
+
+def _run_all(
+    tasks: list[RunTask],
+    summary: SweepSummary,
+    *,
+    jobs: int,
+    scheduler: str | None,
+    label: str,
+    progress: bool,
+    on_end,
+) -> None:
+    pending = []
+    for task in tasks:
+        problem = task.metrics_problem()
+        if problem is None:
+            summary.skipped.append(task.name)
+            continue
+        if problem:
+            print(f"run {task.name} is not finished: {problem}; running it again")
+        pending.append(task)
+    bar = tqdm(
+        total=len(tasks), initial=len(summary.skipped), unit="run", desc=label, disable=not progress
+    )
+    with bar, _signals_stop():
+        backend = DaskRuns(scheduler) if scheduler else LocalRuns(min(jobs, max(len(pending), 1)))
+        try:
+            _drive(pending, backend, bar, summary, on_end)
+        except RunInterrupted as err:
+            with _signals_ignored():
+                for result in backend.stop():
+                    summary.ran.append(result.name)
+                    if result.status == "interrupted":
+                        summary.interrupted.append(result.name)
+                on_end()
+            raise SweepInterrupted(err.signum, summary) from None
+        except BaseException:
+            with _signals_ignored():
+                backend.stop()
+            raise
+        finally:
+            backend.close()
+
+
+def _check_setup(jobs: int, scheduler: str | None, kernel_name: str) -> None:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} must be an integer >= 1")
+    if scheduler and jobs != 1:
+        raise ValueError("give either jobs (local processes) or scheduler (Dask), not both")
+    check_kernel(kernel_name)
 
 
 def sweep(
@@ -388,32 +322,50 @@ def sweep(
     `grid` maps parameter names to a value or a list of values. `jobs` > 1 runs that many
     notebooks at once in separate local processes; `scheduler` (a Dask scheduler address)
     sends the runs to an existing Dask cluster instead. A failed run is recorded and the
-    others go on; results.csv is rewritten after every finished run.
+    others go on; results.csv is rewritten after every run that ends. A run that another
+    sweep is running is waited for. A signal raises `SweepInterrupted` once the running
+    runs are recorded as interrupted and results.csv is refreshed.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs={jobs!r} must be an integer >= 1")
-    if scheduler and jobs != 1:
-        raise ValueError("give either jobs (local processes) or scheduler (Dask), not both")
+    _check_setup(jobs, scheduler, kernel_name)
     tasks = plan_runs(notebook, grid, out, kernel_name)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    pending = [task for task in tasks if not task.finished]
-    skipped = [task.name for task in tasks if task.finished]
-    ran: list[str] = []
-    failed: dict[str, str] = {}
-    bar = tqdm(
-        total=len(tasks),
-        initial=len(skipped),
-        unit="run",
-        desc=f"sweep {Path(notebook).stem}",
-        disable=not progress,
+    safe_folder(Path(out).resolve())
+    summary = SweepSummary(None, [], [], {})
+    _run_all(
+        tasks,
+        summary,
+        jobs=jobs,
+        scheduler=scheduler,
+        label=f"sweep {Path(notebook).stem}",
+        progress=progress,
+        on_end=lambda: collect(out),
     )
-    with bar:
-        for result in _results(pending, jobs, scheduler):
-            ran.append(result.name)
-            if result.status != "ok":
-                failed[result.name] = result.error
-                bar.write(f"run {result.name} failed: {result.error}")
-            collect(out)
-            bar.set_postfix(failed=len(failed))
-            bar.update()
-    return SweepSummary(collect(out), ran, skipped, failed)
+    summary.table = collect(out)
+    return summary
+
+
+def run_notebook(
+    notebook: str | Path,
+    params: Mapping[str, Any],
+    out: str | Path,
+    *,
+    kernel_name: str = "python3",
+) -> RunResult:
+    """One run of `notebook` with `params` in the folder `out`, with a sweep point's checks.
+
+    Returns the run's result: `ok`, `failed`, or `done` when `out` already holds a
+    finished run (nothing is run again). A signal raises `SweepInterrupted`.
+    """
+    _check_setup(1, None, kernel_name)
+    params = {name: _axis(name, [value])[0] for name, value in params.items()}
+    known = check_parameters(notebook, params)
+    check_values(notebook, [params], known)
+    folder = Path(out).resolve()
+    notebook = str(Path(notebook).resolve())
+    task = RunTask(run_name(params), notebook, str(folder), params, kernel_name)
+    summary = SweepSummary(None, [], [], {})
+    _run_all([task], summary, jobs=1, scheduler=None, label="", progress=False, on_end=lambda: None)
+    if summary.skipped:
+        return RunResult(task.name, "done", None)
+    record = read_record(folder) or {}
+    status = "failed" if task.name in summary.failed else record.get("status", "failed")
+    return RunResult(task.name, status, record.get("wall_seconds"), record.get("error", ""))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import Future
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -21,8 +20,6 @@ import yaml
 from mmnb.__main__ import main, parse_value
 from mmnb.plots import phase_diagram
 from mmnb.sweep import (
-    RunTask,
-    _outcome,
     check_parameters,
     collect,
     expand_grid,
@@ -94,7 +91,7 @@ def test_parameter_names_are_checked_against_the_notebook(tmp_path: Path) -> Non
     assert set(known) == {"x", "scale", "label", "fail_on", "seed", "output_dir"}
     with pytest.raises(ValueError, match=r"\['xx'\].*known: \['fail_on', 'label', 'scale'"):
         check_parameters(NOTEBOOK, ["x", "xx"])
-    with pytest.raises(ValueError, match="set by the sweep"):
+    with pytest.raises(ValueError, match="is set for each run"):
         check_parameters(NOTEBOOK, ["output_dir"])
     with pytest.raises(ValueError, match="not an existing .ipynb"):
         check_parameters(tmp_path / "missing.ipynb", ["x"])
@@ -204,7 +201,7 @@ def test_collect_rebuilds_the_table(swept, tmp_path: Path, capsys: pytest.Captur
     pd.testing.assert_frame_equal(
         pd.read_csv(out / "results.csv"), pd.read_csv(swept[0] / "results.csv")
     )
-    # a run that started and never finished shows as running
+    # a run that started, and whose process died without recording an outcome
     (out / "x=9").mkdir()
     (out / "x=9" / "run.json").write_text(
         json.dumps({"params": {"x": 9}, "status": "running", "wall_seconds": None, "error": ""})
@@ -213,18 +210,9 @@ def test_collect_rebuilds_the_table(swept, tmp_path: Path, capsys: pytest.Captur
     (out / "by-hand").mkdir()
     shutil.copy(out / OK / "metrics.json", out / "by-hand" / "metrics.json")
     table = collect(out).set_index("run")
-    assert table.loc["x=9", "status"] == "running"
+    assert table.loc["x=9", "status"] == "interrupted"
+    assert "resume runs it again" in table.loc["x=9", "error"]
     assert table.loc["by-hand", "status"] == "ok" and table.loc["by-hand", "y"] == 1.0
-
-
-def test_dead_worker_is_recorded_as_failed(tmp_path: Path) -> None:
-    task = RunTask("x=1", str(NOTEBOOK), str(tmp_path / "x=1"), {"x": 1})
-    (tmp_path / "x=1").mkdir()
-    future: Future = Future()
-    future.set_exception(RuntimeError("worker killed"))
-    result = _outcome(task, future)
-    assert result.status == "failed" and "worker killed" in result.error
-    assert "worker killed" in (tmp_path / "x=1" / "error.txt").read_text()
 
 
 def test_dask_local_cluster(tmp_path: Path) -> None:

@@ -1,0 +1,112 @@
+"""`results.csv`: one row per run folder of a sweep, rebuilt from the folders.
+
+Every folder directly below `out` that holds a run (a `run.json`, a `metrics.json` or a
+claim) gives one row. A run's status is
+
+- `ok`: its `metrics.json` is valid (a run made by hand, with no `run.json`, counts too);
+- `failed`: the notebook raised, or wrote no metrics (see `error`, and `error.txt`);
+- `running`: a live process holds its claim;
+- `interrupted`: it was stopped, or its process died without recording an outcome;
+- `corrupt`: its `metrics.json` or `run.json` cannot be read or has the wrong shape.
+
+`error` names the file and the reason for a corrupt run. Only `ok` runs count as
+finished: resuming the sweep runs all the others again.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmnb.files import read_metrics, write_text_atomic
+from mmnb.runs import CLAIM, METRICS, RECORD, claim_holder, read_record
+
+__all__ = ["RESULTS", "collect"]
+
+RESULTS = "results.csv"
+_LAST = ("wall_seconds", "error")
+
+
+def _is_run(folder: Path) -> bool:
+    paths = [folder / name for name in (RECORD, METRICS, CLAIM)]
+    return folder.is_dir() and any(p.exists() or p.is_symlink() for p in paths)
+
+
+def _row(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    """The run's row and the names of its swept parameters."""
+    row: dict[str, Any] = {"run": folder.name}
+    problems = []
+    try:
+        record = read_record(folder)
+    except ValueError as err:
+        record, problems = None, [str(err)]
+    swept = dict(record.get("params", {})) if record else {}
+    row.update(swept)
+    data = None
+    path = folder / METRICS
+    if path.exists() or path.is_symlink():
+        try:
+            data = read_metrics(path)
+        except ValueError as err:
+            problems.insert(0, str(err))
+    if data is not None:
+        status = "ok"
+        for name, value in data["params"].items():
+            row.setdefault(name, value)
+        row["device"] = data.get("device")
+        row.update({k: v for k, v in data["metrics"].items() if k not in swept})
+    elif problems:
+        status = "corrupt"
+    elif record is None:
+        status = "running" if claim_holder(folder) else "interrupted"
+    else:
+        status = record["status"]
+        if status == "running" and claim_holder(folder) is None:
+            status = "interrupted"
+    wall = record.get("wall_seconds") if record else None
+    row["wall_seconds"] = data.get("wall_seconds") if wall is None and data else wall
+    error = "; ".join(problems) if problems else (record or {}).get("error", "")
+    if status == "interrupted" and not error:
+        error = "its process ended without recording an outcome; the next resume runs it again"
+    row["status"], row["error"] = status, error
+    return row, list(swept)
+
+
+def collect(out: str | Path) -> pd.DataFrame:
+    """Rebuild `out/results.csv` from the run folders, write it atomically and return it.
+
+    One row per run: `run`, `status` (see the module), the parameters, the metrics,
+    `wall_seconds` and `error`. A run folder that is a symbolic link is not read. A folder
+    that holds sweeps rather than runs raises a `ValueError` naming them.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise ValueError(f"{str(out)!r} is not a folder of sweep runs")
+    rows, swept = [], []
+    folders = sorted(out.iterdir())
+    for folder in folders:
+        if folder.is_symlink():
+            if folder.is_dir():
+                warnings.warn(f"{folder} is a symbolic link; not followed", stacklevel=2)
+            continue
+        if _is_run(folder):
+            row, names = _row(folder)
+            rows.append(row)
+            swept += [n for n in names if n not in swept]
+    if not rows:
+        nested = [f.name for f in folders if f.is_dir() and (f / RESULTS).is_file()]
+        if nested:
+            raise ValueError(f"{out} holds sweeps ({', '.join(nested)}), not runs; collect each")
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run", "status"])
+    later = sorted(c for c in table.columns if c not in {"run", "status", *swept, *_LAST})
+    columns = ["run", "status", *swept, *later, *_LAST]
+    table = table.reindex(columns=[c for c in columns if c in table.columns])
+    try:
+        table = table.sort_values([*swept, "run"], kind="stable", ignore_index=True)
+    except TypeError:  # a parameter column mixes types: fall back to the folder names
+        table = table.sort_values("run", ignore_index=True)
+    write_text_atomic(out / RESULTS, table.to_csv(index=False))
+    return table

@@ -1,0 +1,366 @@
+"""One run of a notebook: its folder, its claim, its record, and the process that runs it.
+
+A run folder holds
+
+    .claim          the claim: whoever holds its lock runs this run (host and pid inside)
+    run.json        the record: parameters, status, error, wall time
+    metrics.json    written by the notebook; a valid one marks the run finished
+    error.txt       the full error text of a failed run
+    <notebook>      the executed notebook (partial when the run failed)
+
+A run is claimed with an exclusive `flock` on `.claim` before anything in its folder is
+touched, and only the holder writes there. The operating system drops the lock when the
+processes holding it die (however they die), so a crash never leaves a stale claim;
+the holder's host and pid are written into the file for messages and for `collect`.
+A run that is not finished is run from scratch: a `metrics.json` left there is set aside
+(`metrics.json.corrupt`), so is one written by a run that then failed (`.failed`).
+
+This module imports nothing heavy at the top: runners start fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmnb.files import read_json, read_metrics, write_json_atomic, write_text_atomic
+
+__all__ = [
+    "Claim",
+    "RunInterrupted",
+    "RunResult",
+    "RunTask",
+    "check_kernel",
+    "claim_holder",
+    "execute_claimed",
+    "execute_run",
+    "fail",
+    "on_signal",
+    "read_record",
+    "write_record",
+]
+
+METRICS = "metrics.json"
+RECORD = "run.json"
+ERROR = "error.txt"
+CLAIM = ".claim"
+OUTPUT_DIR = "output_dir"
+# exit statuses of a runner process
+EXIT = {"ok": 0, "failed": 1, "interrupted": 3}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP or the parent's death) asked this process to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run: which notebook, where its folder is, which parameters it gets."""
+
+    name: str
+    notebook: str
+    folder: str
+    params: dict[str, Any] = field(hash=False)
+    kernel_name: str = "python3"
+
+    def metrics_problem(self) -> str | None:
+        """None if the run finished (a valid metrics.json), else why not ('' if absent)."""
+        path = Path(self.folder) / METRICS
+        if not path.exists() and not path.is_symlink():
+            return ""
+        try:
+            read_metrics(path)
+        except ValueError as err:
+            return str(err)
+        return None
+
+    @property
+    def finished(self) -> bool:
+        """A run is finished when its notebook wrote a valid `metrics.json`."""
+        return self.metrics_problem() is None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What became of one run: `ok`, `failed`, `interrupted`; `busy` (another process
+    holds its claim) or `done` (it finished elsewhere) for a run this process did not run."""
+
+    name: str
+    status: str
+    wall_seconds: float | None
+    error: str = ""
+
+
+def safe_folder(folder: str | Path) -> Path:
+    """Create the run folder if needed; refuse one that is a symbolic link or not a folder."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise ValueError(f"run folder {folder} is a symbolic link; links are not followed")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise ValueError(f"run folder {folder} is not a folder")
+    return folder
+
+
+def _holder() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": round(time.time(), 3)}
+
+
+class Claim:
+    """An exclusive claim on a run folder: a `flock` on `<folder>/.claim`."""
+
+    def __init__(self, fd: int, folder: str | Path) -> None:
+        self.fd, self.folder = fd, Path(folder)
+
+    @classmethod
+    def acquire(cls, folder: str | Path) -> Claim | None:
+        """Claim `folder` (created if needed); None if another process holds it."""
+        folder = safe_folder(folder)
+        path = folder / CLAIM
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            why = "is a symbolic link" if err.errno == errno.ELOOP else err.strerror
+            raise ValueError(f"cannot claim the run: {path} {why}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as err:
+            os.close(fd)
+            raise ValueError(
+                f"cannot lock {path} ({err.strerror}): --out must be on a file system "
+                "with file locks"
+            ) from err
+        claim = cls(fd, folder)
+        claim.note()
+        return claim
+
+    def note(self) -> None:
+        """Write this process's host and pid into the claim file."""
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(_holder()).encode(), 0)
+
+    def release(self) -> None:
+        """Empty the claim file and drop this process's hold of the lock."""
+        if self.fd < 0:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim_holder(folder: str | Path) -> dict[str, Any] | None:
+    """Who holds the run's claim ({host, pid, since}), or None when nobody does."""
+    path = Path(folder) / CLAIM
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held
+            text = os.pread(fd, 4096, 0).decode(errors="replace")
+            try:
+                holder = json.loads(text)
+            except ValueError:
+                holder = None
+            return holder if isinstance(holder, dict) else {"host": "?", "pid": "?"}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "another process"
+    return f"pid {holder.get('pid')} on {holder.get('host')}"
+
+
+def write_record(task: RunTask, status: str, wall: float | None = None, error: str = "") -> None:
+    """Write the run's `run.json` (only the holder of the claim calls this)."""
+    record = {
+        "params": task.params,
+        "status": status,
+        "wall_seconds": None if wall is None else round(wall, 3),
+        "error": error,
+        **_holder(),
+    }
+    write_json_atomic(Path(task.folder) / RECORD, record)
+
+
+def read_record(folder: str | Path) -> dict[str, Any] | None:
+    """The run's `run.json`, None if it has none; a `ValueError` names a broken one."""
+    path = Path(folder) / RECORD
+    if not path.exists() and not path.is_symlink():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        raise ValueError(f"{path}: has no 'status'")
+    if not isinstance(record.get("params", {}), dict):
+        raise ValueError(f"{path}: 'params' is not an object")
+    return record
+
+
+def _set_aside(path: Path, why: str) -> None:
+    """Rename `path` to `<name>.<why>` (kept for inspection; it no longer counts)."""
+    if path.exists() or path.is_symlink():
+        os.replace(path, path.with_name(f"{path.name}.{why}"))
+
+
+def _one_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0] if text else "unknown error"
+
+
+def fail(task: RunTask, wall: float | None, error: str, detail: str) -> RunResult:
+    """Record a failed run: the full text in error.txt, a one-line summary in run.json.
+
+    A metrics.json here was written by this run (the claim guarantees it); it is set
+    aside as `metrics.json.failed` so that resuming runs the run again.
+    """
+    folder = Path(task.folder)
+    _set_aside(folder / METRICS, "failed")
+    write_text_atomic(folder / ERROR, detail)
+    write_record(task, "failed", wall, _one_line(error))
+    return RunResult(task.name, "failed", wall, _one_line(error))
+
+
+# --- interruption ----------------------------------------------------------------------
+
+_armed = threading.Event()  # set while a notebook executes: a signal then interrupts it
+_pending: list[int] = []  # signals that arrived while not armed
+
+
+def on_signal(signum: int, frame: Any) -> None:
+    if _pending:
+        return  # already stopping: let the cleanup finish
+    _pending.append(signum)
+    if _armed.is_set():
+        _armed.clear()
+        raise RunInterrupted(signum)
+
+
+def _stop_kernels() -> None:
+    """Kill this process's children: the kernel and whatever it started."""
+    try:
+        import psutil
+    except ImportError:  # kernels leave by themselves within a second of their parent
+        return
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=5)
+
+
+def execute_claimed(task: RunTask) -> RunResult:
+    """Execute the notebook of a claimed run and record its outcome; never raises."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    folder = Path(task.folder)
+    notebook = Path(task.notebook)
+    output = folder / notebook.name
+    _set_aside(folder / METRICS, "corrupt")  # the run is not finished: any metrics.json is bad
+    (folder / ERROR).unlink(missing_ok=True)
+    if output.is_symlink():
+        output.unlink()  # write the notebook here, not at the link's target
+    write_record(task, "running")
+    start = time.perf_counter()
+    try:
+        _armed.set()
+        if _pending:
+            raise RunInterrupted(_pending[0])
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters={**task.params, OUTPUT_DIR: str(folder)},
+            kernel_name=task.kernel_name,
+            cwd=str(notebook.parent),
+            progress_bar=False,
+        )
+        _armed.clear()
+    except RunInterrupted as err:
+        _stop_kernels()
+        wall = time.perf_counter() - start
+        if task.finished:  # the last cell had already saved the metrics
+            write_record(task, "ok", wall)
+            return RunResult(task.name, "ok", wall)
+        error = f"interrupted by {err.args[0]}; the next resume runs it again"
+        write_record(task, "interrupted", wall, error)
+        return RunResult(task.name, "interrupted", wall, error)
+    except PapermillExecutionError as err:
+        _armed.clear()
+        return fail(task, time.perf_counter() - start, f"{err.ename}: {err.evalue}", str(err))
+    except Exception as err:  # a dead kernel or a timeout fails this run, not the sweep
+        _armed.clear()
+        wall = time.perf_counter() - start
+        return fail(task, wall, f"{type(err).__name__}: {err}", traceback.format_exc())
+    wall = time.perf_counter() - start
+    problem = task.metrics_problem()
+    if problem is not None:
+        error = problem or (
+            f"the notebook ran but wrote no {METRICS}; "
+            "it must call mmnb.save_metrics(output_dir, ...)"
+        )
+        return fail(task, wall, error, error)
+    write_record(task, "ok", wall)
+    return RunResult(task.name, "ok", wall)
+
+
+def execute_run(task: RunTask) -> RunResult:
+    """Claim the run, execute it unless it finished meanwhile, record it, release the claim.
+
+    Used where the run executes in the calling process (a Dask worker). Returns a
+    `busy` result when another process holds the claim and `done` when the run turned
+    out to be finished already; a notebook error does not raise.
+    """
+    try:
+        claim = Claim.acquire(task.folder)
+    except ValueError as err:
+        return RunResult(task.name, "failed", None, str(err))
+    if claim is None:
+        holder = describe_holder(claim_holder(task.folder))
+        return RunResult(task.name, "busy", None, f"being run by {holder}")
+    try:
+        if task.finished:
+            return RunResult(task.name, "done", None)
+        return execute_claimed(task)
+    finally:
+        claim.release()
+
+
+def check_kernel(name: str) -> None:
+    """Raise a `ValueError` listing the installed kernels if `name` is not one of them."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        names = sorted(manager.find_kernel_specs())
+        raise ValueError(f"kernel {name!r} is not installed; installed kernels: {names}") from None
