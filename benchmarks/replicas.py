@@ -20,7 +20,16 @@ from mmnb.losses import (
 )
 from mmnb.nets import MLP
 from mmnb.train import make_optimizer
-from mmnb.worlds import captions, cooccurrence, identifiability, intrinsic_dim, paired, pmi, snr
+from mmnb.worlds import (
+    captions,
+    cooccurrence,
+    identifiability,
+    intrinsic_dim,
+    paired,
+    pmi,
+    pmi_ring,
+    snr,
+)
 
 Step = Callable[[], None]
 
@@ -97,18 +106,22 @@ def ch02_step(r: int, seed: int, device: torch.device) -> Step:
 
 def ch03_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 03: embedding tables with a Gaussian-kernel similarity on the ring world."""
-    cfg = mmnb.resolve_profile("book", pmi.PROFILES)
-    joint = pmi.ring_joint(cfg.n_states, cfg.width, cfg.uniform_mix).to(device)
+    cfg = pmi.PMIConfig()
+    joint = pmi_ring.ring_joint(cfg.n_states, cfg.width, cfg.uniform_mix).to(device)
     dim = max(cfg.embed_dims)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    u = torch.randn(r, cfg.n_states, dim, device=device, requires_grad=True)
-    v = torch.randn(r, cfg.n_states, dim, device=device, requires_grad=True)
-    tau = LearnedTemperature(r).to(device)
+
+    def init(gen: torch.Generator) -> torch.Tensor:
+        return cfg.embed_init_std * torch.randn(cfg.n_states, dim, generator=gen)
+
+    u = mmnb.replica_parameter(init, r, seed, "init/embedding_x", device)
+    v = mmnb.replica_parameter(init, r, seed, "init/embedding_y", device)
+    tau = LearnedTemperature(r, init=cfg.tau_init).to(device)
+    sampler = pmi_ring.PairSampler(joint, cfg.batch_size, r, seed, device=device)
 
     def loss() -> torch.Tensor:
         table = kernel_similarity(u, v, "gauss", cfg.sigma) / tau().view(-1, 1, 1)
-        x, y = pmi.sample_pairs(joint, r, cfg.batch_size, gen)
-        return pmi.batch_loss(table, x, y)
+        x, y = sampler.next()
+        return pmi_ring.batch_loss(table, x, y)
 
     return _optimizer_step(loss, [u, v, *tau.parameters()], cfg.embed_lr)
 

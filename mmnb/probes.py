@@ -7,6 +7,7 @@ Functions take features with an optional leading replica axis (`[R, N, d]` or
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from mmnb.config import check_choice
 
 __all__ = [
+    "PMIFit",
     "alignment",
     "knn_r2",
     "knn_r2_null",
@@ -28,6 +30,7 @@ __all__ = [
     "mle_dimension",
     "participation_ratio",
     "pca_dimension",
+    "pmi_fit",
     "principal_cosines",
     "r2_kernel",
     "r2_linear",
@@ -354,3 +357,50 @@ def knn_r2_null(n_neighbors: int) -> float:
     so the squared error is σ² + σ²/K against a baseline of σ²: R² = 1 − (1 + 1/K) = −1/K.
     """
     return -1.0 / n_neighbors
+
+
+@dataclass
+class PMIFit:
+    """How far logit tables are from a PMI matrix, one value per replica.
+
+    The optimum of the symmetric InfoNCE loss is PMI + C for one free constant C, so
+    every measure ignores C. `delta` is the largest deviation max |logit − PMI − C| with
+    the best C (half the range of logit − PMI over the cells of positive weight): the δ
+    of the downstream bound. `rmse` is the weighted root-mean-square of logit − PMI
+    after removing its weighted mean; `slope` the weighted least-squares slope of the
+    centred logits on the centred PMI (1 at the optimum); `corr` the weighted correlation,
+    which ignores the scale of the logits.
+    """
+
+    delta: Tensor
+    rmse: Tensor
+    slope: Tensor
+    corr: Tensor
+
+
+def pmi_fit(logits: Tensor, target: Tensor, weights: Tensor | None = None) -> PMIFit:
+    """The fit of `logits` (`[..., n, m]`) to a PMI matrix `target` (`[n, m]`), see `PMIFit`.
+
+    `weights` over the cells default to uniform; for a joint table use p(x)p(y), the
+    distribution of the negatives.
+    """
+    logits = torch.as_tensor(logits).double()
+    target = torch.as_tensor(target, dtype=torch.float64).to(logits.device)
+    if weights is None:
+        weights = torch.ones_like(target)
+    w = torch.as_tensor(weights, dtype=torch.float64).to(logits.device)
+    w = w / w.sum()
+
+    def centred(a: Tensor) -> Tensor:
+        return a - (w * a).sum((-1, -2), keepdim=True)
+
+    a, b = centred(logits), centred(target)
+    var_a, var_b = (w * a * a).sum((-1, -2)), (w * b * b).sum((-1, -2))
+    cov = (w * a * b).sum((-1, -2))
+    diff = (logits - target).flatten(-2)[..., w.flatten() > 0]
+    return PMIFit(
+        delta=(diff.amax(-1) - diff.amin(-1)) / 2,
+        rmse=(w * (a - b) ** 2).sum((-1, -2)).sqrt(),
+        slope=cov / var_b,
+        corr=cov / (var_a * var_b).sqrt(),
+    )
