@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -203,7 +202,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from mmnb.backends import watch_parent
-
-    watch_parent(os.getppid())  # the shell or job that started us is gone: stop cleanly
     sys.exit(main())

@@ -19,6 +19,7 @@ import itertools
 import math
 import re
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -182,37 +183,29 @@ class SweepInterrupted(KeyboardInterrupt):
         self.signum, self.summary = signum, summary
 
 
-@contextlib.contextmanager
-def _signals_stop() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP raise `RunInterrupted` here (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+_STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def stop(signum: int, frame: Any) -> None:
-        raise RunInterrupted(signum)
 
-    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, stop) for signum in names}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise RunInterrupted(signum)
 
 
 @contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
+def _on_signals(handler: Any) -> Iterator[None]:
+    """Handle SIGINT, SIGTERM and SIGHUP with `handler` (main thread only); a signal that
+    was ignored stays ignored (`nohup`, a background job)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in names}
+    previous = {signum: signal.getsignal(signum) for signum in _STOP}
+    for signum, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _drive(tasks: list[RunTask], backend: Any, bar: Any, summary: SweepSummary, on_end) -> None:
@@ -274,17 +267,17 @@ def _run_all(
             summary.skipped.append(task.name)
             continue
         if problem:
-            print(f"run {task.name} is not finished: {problem}; running it again")
+            print(f"run {task.name} is not finished: {problem}; running it again", file=sys.stderr)
         pending.append(task)
     bar = tqdm(
         total=len(tasks), initial=len(summary.skipped), unit="run", desc=label, disable=not progress
     )
-    with bar, _signals_stop():
+    with bar, _on_signals(_raise_interrupted):
         backend = DaskRuns(scheduler) if scheduler else LocalRuns(min(jobs, max(len(pending), 1)))
         try:
             _drive(pending, backend, bar, summary, on_end)
         except RunInterrupted as err:
-            with _signals_ignored():
+            with _on_signals(signal.SIG_IGN):
                 for result in backend.stop():
                     summary.ran.append(result.name)
                     if result.status == "interrupted":
@@ -292,7 +285,7 @@ def _run_all(
                 on_end()
             raise SweepInterrupted(err.signum, summary) from None
         except BaseException:
-            with _signals_ignored():
+            with _on_signals(signal.SIG_IGN):
                 backend.stop()
             raise
         finally:
