@@ -106,6 +106,35 @@ def test_a_stopped_sweep_leaves_no_process_and_resumes(tmp_path: Path, signum: i
     assert table["status"].tolist() == ["ok"] * 3 and table["y"].tolist() == [2, 4, 6]
 
 
+def test_a_killed_run_fails_alone_and_its_kernel_leaves(tmp_path: Path) -> None:
+    """The out-of-memory killer takes one run's process: that run fails, the sweep goes on."""
+    out, hold = tmp_path / "runs", tmp_path / "hold"
+    hold.touch()
+    argv = [sys.executable, "-m", "mmnb", "sweep", str(FAULT), "-p", "x", "1", "2"]
+    process = subprocess.Popen(
+        [*argv, "--out", str(out)],
+        env={**os.environ, "TINY_HOLD": str(hold)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: (out / "x=1" / "kernel.pid").exists())
+        (runner,) = psutil.Process(process.pid).children()
+        kernels = runner.children(recursive=True)
+        runner.kill()
+        _wait_for(lambda: not _alive(kernels), timeout=15)  # the kernel follows its runner
+        hold.unlink()
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1
+    assert "x=1: the run's process died (signal SIGKILL, perhaps out of memory)" in stderr
+    table = pd.read_csv(out / "results.csv")
+    assert table["status"].tolist() == ["failed", "ok"]
+
+
 def test_two_sweeps_into_one_folder_run_each_point_once(tmp_path: Path) -> None:
     out, hold, log = tmp_path / "runs", tmp_path / "hold", tmp_path / "log"
     hold.touch()
