@@ -179,15 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except SweepInterrupted as stop:
-        where = args.dir if args.command == "collect" else args.out
         done = stop.summary.interrupted
+        dask = getattr(args, "scheduler", None)
+        where = "; runs already on Dask workers finish there" if dask else ""
         print(
             f"stopped by {stop.args[0]}: {len(done)} running run(s) interrupted "
-            f"{done if done else ''}; queued runs did not start. Run the same command "
-            f"again to resume ({where}).",
+            f"{' '.join(done)}; queued runs did not start{where}. Run the same command "
+            f"again to resume ({args.out}).",
             file=sys.stderr,
         )
         return 128 + stop.signum
+    except KeyboardInterrupt:  # Ctrl-C while the grid was being checked: nothing started
+        print("stopped by SIGINT before any run started", file=sys.stderr)
+        return 130
     total = len(summary.ran) + len(summary.skipped)
     print(
         f"{total} runs: {len(summary.ran)} ran, {len(summary.skipped)} skipped (already "

@@ -106,6 +106,33 @@ def test_a_stopped_sweep_leaves_no_process_and_resumes(tmp_path: Path, signum: i
     assert table["status"].tolist() == ["ok"] * 3 and table["y"].tolist() == [2, 4, 6]
 
 
+def test_a_stopped_run_is_recorded_and_runs_again(tmp_path: Path) -> None:
+    out, hold = tmp_path / "one", tmp_path / "hold"
+    hold.touch()
+    argv = [sys.executable, "-m", "mmnb", "run", str(FAULT), "-p", "x", "7", "--out", str(out)]
+    process = subprocess.Popen(
+        argv,
+        env={**os.environ, "TINY_HOLD": str(hold)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: (out / "kernel.pid").exists())
+        family = psutil.Process(process.pid).children(recursive=True)
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 143, stderr
+    _wait_for(lambda: not _alive(family), timeout=15)
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    hold.unlink()
+    assert main(["run", str(FAULT), "-p", "x", "7", "--out", str(out)]) == 0
+    assert read_metrics(out / "metrics.json")["metrics"] == {"y": 14}
+
+
 def test_a_killed_run_fails_alone_and_its_kernel_leaves(tmp_path: Path) -> None:
     """The out-of-memory killer takes one run's process: that run fails, the sweep goes on."""
     out, hold = tmp_path / "runs", tmp_path / "hold"
