@@ -129,8 +129,11 @@ class Claim:
         self.fd, self.folder = fd, Path(folder)
 
     @classmethod
-    def acquire(cls, folder: str | Path) -> Claim | None:
-        """Claim `folder` (created if needed); None if another process holds it."""
+    def acquire(cls, folder: str | Path, patience: float = 0.2) -> Claim | None:
+        """Claim `folder` (created if needed); None if another process holds it.
+
+        A lock held for less than `patience` seconds (`collect` peeking) does not count.
+        """
         folder = safe_folder(folder)
         path = folder / CLAIM
         try:
@@ -138,11 +141,17 @@ class Claim:
         except OSError as err:
             why = "is a symbolic link" if err.errno == errno.ELOOP else err.strerror
             raise ValueError(f"cannot claim the run: {path} {why}") from err
+        deadline = time.monotonic() + patience
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        os.close(fd)
+                        return None
+                    time.sleep(0.02)
         except OSError as err:
             os.close(fd)
             raise ValueError(
