@@ -10,7 +10,9 @@ In Colab, a chapter installs the `mmnb` release it was written for: the tag
 packaging test points it at the wheel it just built).
 
 Only the install block of cell 0 changes: the lines from `import sys` (or `import os`)
-to the `%pip install` line. Everything else in the notebook is left byte for byte.
+to the `%pip install` line; and `from myst_nb import glue` becomes
+`from mmnb.glue import glue` (the same outputs without myst-nb, which Colab lacks).
+Everything else in the notebook is left byte for byte.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK_START = re.compile(r"^import (os|sys)\s*$")
 INSTALL = re.compile(r"^\s+%pip install")
+GLUE_IMPORT = re.compile(r"^from myst_nb import glue\b")
 
 
 def repository_url(root: Path = ROOT) -> str:
@@ -64,6 +67,7 @@ def rewrite(source: list[str], root: Path = ROOT) -> list[str]:
     tail = lines[end + 1 :]
     if end + 1 == len(lines):  # the install line ended the cell: no trailing newline
         block = block[:-1] + [block[-1].rstrip("\n")]
+    tail = [GLUE_IMPORT.sub("from mmnb.glue import glue", line) for line in tail]
     return lines[:start] + block + tail
 
 

@@ -1,0 +1,105 @@
+"""Chapter pages show the science, not the plumbing: static checks of every notebook.
+
+- Measured numbers in prose come from the run via myst-nb's glue
+  (``{glue:text}`name:.3f` ``), never typed. As far as a static test can tell: a number
+  with two or more decimals (``0.31``, ``1.25``) or a percentage (``87%``) in markdown,
+  outside math, code and roles, is taken for a measured number. Numbers that are not
+  measured here (a paper's reported value, a threshold, a setting) are declared in the
+  same cell with an HTML comment, which the rendered book does not show:
+  ``<!-- typed: 0.69 10% -->``.
+- Code lines fit the page: the book's code column holds 89 characters (87 in a cell
+  tagged ``hide-input``, whose toggle takes room); the test allows 88 and 86.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+MAX_LINE = 88
+MAX_LINE_HIDE_INPUT = 86
+
+TYPED = re.compile(r"<!--\s*typed:(.*?)-->", re.S)
+NOT_PROSE = [
+    re.compile(p, re.S)
+    for p in (
+        r"<!--.*?-->",  # comments
+        r"```.*?```|~~~.*?~~~",  # fenced blocks (code, directives)
+        r"\$\$.*?\$\$",  # display math
+        r"(?<!\\)\$[^$\n]+?(?<!\\)\$",  # inline math
+        r"\{[\w:-]+\}`[^`]*`",  # roles: {glue:text}`x:.3f`, {cite}`key`, {doc}`...`
+        r"`[^`]*`",  # inline code
+        r"\]\([^)]*\)",  # link targets
+        r"https?://\S+",  # URLs
+        r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}",  # amsmath environments
+    )
+]
+NUMBER = re.compile(r"(?<![\w.,])[-+−]?\d+\.\d{2,}(?![\w.])|(?<![\w.])\d+(?:\.\d+)?\s?%")
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def typed_numbers(markdown: str) -> list[tuple[str, str]]:
+    """(number, context) for each number in the prose that looks measured."""
+    allowed = {n.strip(" ,;") for block in TYPED.findall(markdown) for n in block.split()}
+    prose = markdown
+    for pattern in NOT_PROSE:
+        prose = pattern.sub(" ", prose)
+    found = []
+    for match in NUMBER.finditer(prose):
+        number = match.group(0).replace(" ", "")
+        if number.lstrip("+-−") in allowed or number in allowed:
+            continue
+        context = " ".join(prose[max(0, match.start() - 50) : match.end() + 30].split())
+        found.append((number, context))
+    return found
+
+
+def test_typed_numbers_are_found_and_can_be_declared():
+    text = (
+        "The probe reaches 0.293 here, $\\tau = 0.07$, `lr=0.001`, {glue:text}`acc:.3f`,\n"
+        "about 87% of it; the paper reports 0.69 and drops 10% <!-- typed: 0.69 10% -->"
+    )
+    assert [n for n, _ in typed_numbers(text)] == ["0.293", "87%"]
+    assert typed_numbers("chance is 0.5 and 2000 steps, Chapter 3.2") == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_measured_numbers_in_prose_are_glued(path):
+    offenders = []
+    for i, cell in enumerate(_cells(path)):
+        if cell["cell_type"] != "markdown":
+            continue
+        for number, context in typed_numbers("".join(cell["source"])):
+            offenders.append(f"  cell {i} (id {cell.get('id', '?')}): {number!r} in “{context}”")
+    if offenders:
+        pytest.fail(
+            f"{path.name}: numbers typed into the prose; glue them from the run "
+            "({glue:text}`name:.3f`), or, if not measured here (a paper's value, a "
+            "threshold), declare them in the cell with <!-- typed: ... -->:\n"
+            + "\n".join(offenders),
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_code_lines_fit_the_page(path):
+    offenders = []
+    for i, cell in enumerate(_cells(path)):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code" or {"remove-cell", "remove-input"} & set(tags):
+            continue
+        limit = MAX_LINE_HIDE_INPUT if "hide-input" in tags else MAX_LINE
+        for n, line in enumerate("".join(cell["source"]).splitlines(), 1):
+            if len(line) > limit:
+                offenders.append(f"  cell {i} line {n}: {len(line)} > {limit}: {line.strip()}")
+    if offenders:
+        pytest.fail(
+            f"{path.name}: code lines wider than the page:\n" + "\n".join(offenders),
+            pytrace=False,
+        )
