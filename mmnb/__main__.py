@@ -1,7 +1,8 @@
 """Command line: `python -m mmnb run NOTEBOOK ...`, `sweep NOTEBOOK ...` and `collect DIR`.
 
-Exit status: 0 when every run finished, 1 when a run failed, 2 on bad input (nothing ran),
-128 + the signal's number when a signal stopped the runs (130 for Ctrl-C).
+Exit status: 0 when every run finished, 1 when a run failed or was interrupted, 2 on bad
+input (nothing ran), 128 + the signal's number when a signal stopped the command (130
+for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -138,7 +139,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if result.status == "ok":
         print(f"finished in {result.wall_seconds} s: {args.out / 'metrics.json'}")
         return 0
-    print(f"run failed: {result.error}  (see {args.out / 'error.txt'})", file=sys.stderr)
+    if result.status == "interrupted":
+        print(f"run interrupted: {result.error}", file=sys.stderr)
+    else:
+        print(f"run failed: {result.error}  (see {args.out / 'error.txt'})", file=sys.stderr)
     return 1
 
 
@@ -193,16 +197,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("stopped by SIGINT before any run started", file=sys.stderr)
         return 130
     total = len(summary.ran) + len(summary.skipped)
+    stopped = f", {len(summary.interrupted)} interrupted" if summary.interrupted else ""
     print(
         f"{total} runs: {len(summary.ran)} ran, {len(summary.skipped)} skipped (already "
-        f"finished), {len(summary.failed)} failed; table: {args.out / RESULTS}"
+        f"finished), {len(summary.failed)} failed{stopped}; table: {args.out / RESULTS}"
     )
     if summary.failed:
         print(f"{len(summary.failed)} run(s) failed:", file=sys.stderr)
         for name, error in summary.failed.items():
             print(f"  {name}: {error}  (see {args.out / name / 'error.txt'})", file=sys.stderr)
-        return 1
-    return 0
+    if summary.interrupted:  # a run's own process was stopped: resume runs it again
+        print(f"interrupted, run again to finish: {' '.join(summary.interrupted)}", file=sys.stderr)
+    return 1 if summary.failed or summary.interrupted else 0
 
 
 if __name__ == "__main__":
