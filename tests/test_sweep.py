@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,6 +20,7 @@ import yaml
 
 from mmnb.__main__ import main, parse_value
 from mmnb.plots import phase_diagram
+from mmnb.runs import Claim
 from mmnb.sweep import (
     check_parameters,
     collect,
@@ -31,6 +33,7 @@ from mmnb.sweep import (
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "tests" / "data" / "tiny_sweep.ipynb"
+FAULT = ROOT / "tests" / "data" / "tiny_fault.ipynb"  # no torch: starts fast
 GRID = {"x": [1, 2], "fail_on": 2, "seed": [0]}
 FAILED = "x=2__fail_on=2__seed=0"
 OK = "x=1__fail_on=2__seed=0"
@@ -216,20 +219,19 @@ def test_collect_rebuilds_the_table(swept, tmp_path: Path, capsys: pytest.Captur
 
 
 def test_dask_local_cluster(tmp_path: Path) -> None:
+    """Runs go to a Dask worker; a run that another process holds is waited for."""
     distributed = pytest.importorskip("distributed")
+    claim = Claim.acquire(tmp_path / "x=6")
+    threading.Timer(3.0, claim.release).start()  # the other process lets go after 3 s
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
         summary = sweep(
-            NOTEBOOK,
-            {"x": [5], "scale": 0.5},
-            tmp_path,
-            scheduler=cluster.scheduler_address,
-            progress=False,
+            FAULT, {"x": [5, 6]}, tmp_path, scheduler=cluster.scheduler_address, progress=False
         )
-    assert summary.failed == {} and summary.ran == ["x=5__scale=0.5"]
-    row = pd.read_csv(tmp_path / "results.csv").iloc[0]
-    assert row["status"] == "ok" and row["y"] == 2.5
+    assert summary.failed == {} and sorted(summary.ran) == ["x=5", "x=6"]
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert table["status"].tolist() == ["ok", "ok"] and table["y"].tolist() == [10, 12]
 
 
 # --- phase diagram ---------------------------------------------------------------------
