@@ -164,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from mmnb.sweep import RESULTS, SweepInterrupted, sweep
     except ImportError as err:
-        print(f"error: the sweep needs papermill and pyyaml ({err})", file=sys.stderr)
+        need = "papermill, pyyaml and a POSIX system (Linux, macOS; file locks)"
+        print(f"error: runs and sweeps need {need}: {err}", file=sys.stderr)
         return 2
     try:
         if args.command == "collect":
