@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run NOTEBOOK once with the given parameters; the executed notebook, "
         "metrics.json and run.json go to DIR. Names are checked against the notebook's "
         "parameters cell and values against its config before the kernel starts. A DIR "
-        "that already holds a finished run is left as it is.",
+        "that already holds this finished run is left as it is; one that holds a finished "
+        "run with other parameters is refused.",
     )
     one.add_argument("notebook", type=Path, help="the notebook, e.g. chapters/01_snr.ipynb")
     one.add_argument(

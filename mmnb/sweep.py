@@ -355,6 +355,16 @@ def run_notebook(
     folder = Path(out).resolve()
     notebook = str(Path(notebook).resolve())
     task = RunTask(run_name(params), notebook, str(folder), params, kernel_name)
+    if task.finished:
+        try:
+            before = (read_record(folder) or {}).get("params")
+        except ValueError:
+            before = None
+        if before != params:
+            raise ValueError(
+                f"{folder} already holds a finished run with other parameters ({before}); "
+                "choose another --out, or delete its metrics.json to run it again"
+            )
     summary = SweepSummary(None, [], [], {})
     _run_all([task], summary, jobs=1, scheduler=None, label="", progress=False, on_end=lambda: None)
     if summary.skipped:

@@ -242,6 +242,8 @@ def test_run_executes_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert (out / FAULT.name).is_file()
     assert main(["run", str(FAULT), "-p", "x", "4", "--out", str(out)]) == 0
     assert "already holds a finished run" in capsys.readouterr().out
+    assert main(["run", str(FAULT), "-p", "x", "5", "--out", str(out)]) == 2  # not silently
+    assert "finished run with other parameters ({'x': 4})" in capsys.readouterr().err
 
 
 def test_symlinks_in_out_are_not_followed(tmp_path: Path) -> None:
