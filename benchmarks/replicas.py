@@ -143,16 +143,14 @@ def ch04_step(r: int, seed: int, device: torch.device) -> Step:
 
 def ch05_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 05: 20 → 50 → 50 → 50 → 16 encoders, L2-normalized, learned τ, batch 256."""
-    cfg = mmnb.resolve_profile("book", intrinsic_dim.PROFILES)
-    pairs = intrinsic_dim.SharedLatentWorld(cfg.k, cfg.link, cfg.dim, seed=seed, device=device)
-    data = pairs.sample(cfg.n_train)
-    f = MLP(cfg.dim, cfg.hidden, cfg.d_main, r, seed, device=device)
-    g = MLP(cfg.dim, cfg.hidden, cfg.d_main, r, seed + 10_000, device=device)
+    cfg = intrinsic_dim.IntrinsicDimConfig()  # the "book" profile
+    data = intrinsic_dim.draw_data(cfg, cfg.k, cfg.link, seed, device).train
+    f, g = mmnb.encoder_pair(cfg.dim, cfg.dim, cfg.hidden, cfg.d_main, r, seed, device=device)
     tau = LearnedTemperature(r, cfg.tau_init, floor=cfg.tau_floor).to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    rng = mmnb.stream(seed, "minibatch", device=device)
 
     def loss() -> torch.Tensor:
-        idx = torch.randint(cfg.n_train, (cfg.batch_size,), generator=gen, device=device)
+        idx = rng.randint(cfg.n_train, (cfg.batch_size,))
         u = torch.nn.functional.normalize(f(data.x[idx]), dim=-1)
         v = torch.nn.functional.normalize(g(data.y[idx]), dim=-1)
         return symmetric_info_nce(u, v, tau(), kind="dot")

@@ -19,6 +19,7 @@ __all__ = [
     "labeled_scatter",
     "panels",
     "phase_diagram",
+    "seed_bands",
     "use_style",
 ]
 
@@ -70,6 +71,36 @@ def band(
     mean, std = values.mean(-1), values.std(-1)
     (line,) = ax.plot(x, mean, label=label, color=color, lw=1.8)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def seed_bands(
+    ax: Axes,
+    x: Sequence[float] | np.ndarray,
+    series: Mapping[str, np.ndarray],
+    *,
+    lines: Mapping[str, float] | None = None,
+    xlog: bool = False,
+    ylog: bool = False,
+    xticks: bool = False,
+    **axes_settings: object,
+) -> Axes:
+    """Several seed bands on one axes: `series[label]` is `[len(x), R]` (one column per seed).
+
+    `lines` draws labelled horizontal reference lines (dotted, grey tones); `xticks=True`
+    labels every x value (useful on log axes); `axes_settings` go to `ax.set`.
+    """
+    for label, values in series.items():
+        band(ax, x, values, label=label)
+    for i, (label, y) in enumerate((lines or {}).items()):
+        ax.axhline(y, color=str(0.2 + 0.25 * i), ls=":", lw=1.2, label=label)
+    ax.set(xscale="log" if xlog else "linear", yscale="log" if ylog else "linear")
+    if xticks:
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
+        ax.minorticks_off()
+    ax.set(**axes_settings)
+    if series or lines:
+        ax.legend(fontsize=8)
+    return ax
 
 
 def _cell_edges(centers: np.ndarray, log: bool) -> np.ndarray:

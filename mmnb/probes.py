@@ -28,6 +28,7 @@ __all__ = [
     "knn_r2_null",
     "linear_probe",
     "mle_dimension",
+    "mle_pointwise",
     "participation_ratio",
     "pca_dimension",
     "pmi_fit",
@@ -281,20 +282,39 @@ def _id_per_replica(
     return _per_replica(fn, (features,), ())["id"]
 
 
-def mle_dimension(features: ArrayLike, n_neighbors: int = 20) -> float | np.ndarray:
-    """Levina–Bickel maximum-likelihood dimension, pooled as MacKay and Ghahramani suggest.
+def mle_dimension(
+    features: ArrayLike, n_neighbors: int = 20, comb: str = "mle"
+) -> float | np.ndarray:
+    """Levina–Bickel maximum-likelihood dimension, pooled over points by `comb`.
 
     At each point, with T_j the distance to its j-th neighbour among `n_neighbors`,
-    m(x) = (K − 1) / Σ_{j<K} log(T_K / T_j); the pooled estimate is the harmonic mean
-    1 / mean(1 / m(x)) (average the inverse estimates, not the estimates). This is
-    scikit-dimension's `MLE` with its defaults (20 neighbours, `comb="mle"`).
+    m(x) = (K − 1) / Σ_{j<K} log(T_K / T_j). `comb="mle"` pools them by the harmonic mean
+    1 / mean(1 / m(x)), as MacKay and Ghahramani suggest (scikit-dimension's
+    `MLE().fit(X).dimension_`); `comb="mean"` by the arithmetic mean (what
+    `MLE().fit_transform(X)` returns: its default `comb` differs from `fit`'s);
+    `comb="median"` by the median.
     """
     from skdim.id import MLE
 
+    check_choice("comb", comb, ("mle", "mean", "median"))
+
     def estimate(x: np.ndarray) -> float:
-        return MLE().fit(x, n_neighbors=n_neighbors, comb="mle").dimension_
+        return MLE().fit(x, n_neighbors=n_neighbors, comb=comb).dimension_
 
     return _id_per_replica(features, estimate)
+
+
+def mle_pointwise(features: ArrayLike, n_neighbors: int = 20) -> np.ndarray:
+    """The pointwise Levina–Bickel estimates m(x) of one `[N, d]` cloud (scikit-dimension's
+    `MLE().dimension_pw_`), to pool in several ways from one neighbour search."""
+    from skdim.id import MLE
+
+    x = np.asarray(_numpy(features), dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be one [N, d] cloud, got shape {x.shape}")
+    if x.shape[1] == 1:  # skdim wants two columns; a zero column changes no distance
+        x = np.hstack([x, np.zeros_like(x)])
+    return MLE().fit(x, n_neighbors=n_neighbors).dimension_pw_
 
 
 def twonn_dimension(features: ArrayLike, discard_fraction: float = 0.1) -> float | np.ndarray:

@@ -1,25 +1,41 @@
-"""Chapter 05's shared-latent worlds and encoders."""
+"""Chapter 05's shared-latent worlds, config, encoders and measurements."""
 
+import numpy as np
 import pytest
 import torch
 
 import mmnb
 from mmnb.worlds import intrinsic_dim as world
+from mmnb.worlds import intrinsic_dim_encoders as encoders
+from mmnb.worlds import intrinsic_dim_measures as measures
 
 
 @pytest.mark.parametrize("link", world.LINKS)
 def test_shapes_and_reproducibility(link):
     w = world.SharedLatentWorld(k=3, link=link, dim=8, seed=1)
-    a, b = w.sample(40, seed=2), w.sample(40, seed=2)
+    a, b = (
+        w.sample(40, "train"),
+        world.SharedLatentWorld(k=3, link=link, dim=8, seed=1).sample(40, "train"),
+    )
     assert a.x.shape == a.y.shape == (40, 8) and a.z.shape == (40, 3)
     assert a.private_x.shape == a.private_y.shape == (40, 5)
     assert len(a) == 40
     torch.testing.assert_close(a.x, b.x)
-    assert not torch.equal(w.sample(40, seed=3).x, a.x)
+    assert not torch.equal(w.sample(40, "test").x, a.x)  # splits come from their own streams
+    other_seed = world.SharedLatentWorld(k=3, link=link, dim=8, seed=2).sample(40, "train")
+    assert not torch.equal(other_seed.z, a.z)
+
+
+def test_data_come_from_the_named_stream():
+    s = world.SharedLatentWorld(k=2, link="linear", dim=4, seed=3).sample(10, "reference")
+    rng = mmnb.stream(3, "data/linear-k2/reference")
+    y = rng.randn(10, 4)
+    torch.testing.assert_close(s.y, y)
+    torch.testing.assert_close(s.private_x, rng.randn(10, 2))
 
 
 def test_linear_link_shares_z_and_nothing_else():
-    s = world.SharedLatentWorld(k=5, link="linear", dim=20).sample(20_000, seed=0)
+    s = world.SharedLatentWorld(k=5, link="linear", dim=20).sample(20_000)
     torch.testing.assert_close(s.x[:, :5], s.z)  # x = (z, ξ)
     torch.testing.assert_close(s.y[:, :5], s.z)  # z = y[:k]
     torch.testing.assert_close(s.x[:, 5:], s.private_x)
@@ -28,15 +44,26 @@ def test_linear_link_shares_z_and_nothing_else():
     assert cross.abs().max() < 0.05  # 4.5 standard errors at n = 20000
 
 
-def test_truncation_link_keeps_the_positive_part_of_z():
-    s = world.SharedLatentWorld(k=4, link="truncation", dim=10).sample(100)
-    torch.testing.assert_close(s.x[:, :4], s.z.clamp(min=0))
-    torch.testing.assert_close(s.y[:, :4], s.z)
+def test_truncation_link_is_the_authors():
+    z = torch.tensor([[-1.0, 2.0, 3.0], [0.4, 0.2, -1.0], [0.1, 0.3, 1.0], [-0.5, 0.9, -2.0]])
+    expected = torch.tensor(
+        [[-1.0, 2.0, 3.0], [0.0, 0.2, 0.0], [0.0, 0.0, 1.0], [-0.5, 0.0, 0.0]]
+    )  # x0 = z0 1{z0<0}, x1 = z1 1{z0+z1>0.5}, x_i = z_i 1{z_i>0}
+    torch.testing.assert_close(world.truncation_link(z), expected)
+    s = world.SharedLatentWorld(k=5, link="truncation", dim=10).sample(20_000)
+    torch.testing.assert_close(s.x[:, :5], world.truncation_link(s.z))
+    torch.testing.assert_close(s.y[:, :5], s.z)
+    nonzero = (s.x[:, :5] != 0).float().mean(0)  # 0.5, P(z0 + z1 > 0.5) = 0.362, 0.5, ...
+    torch.testing.assert_close(
+        nonzero, torch.tensor([0.5, 0.362, 0.5, 0.5, 0.5]), atol=0.015, rtol=0
+    )
+    with pytest.raises(ValueError, match="k"):
+        world.SharedLatentWorld(k=1, link="truncation", dim=4)
 
 
 def test_smooth_link_is_a_rotated_injective_map():
     w = world.SharedLatentWorld(k=3, link="smooth", dim=6, seed=4)
-    s = w.sample(500, seed=1)
+    s = w.sample(500)
     for m, obs, private in ((0, s.x, s.private_x), (1, s.y, s.private_y)):
         rotation = w.maps[m][1]
         torch.testing.assert_close(rotation @ rotation.T, torch.eye(6), atol=1e-5, rtol=0)
@@ -58,21 +85,120 @@ def test_stack_samples_pads_latents_of_different_width():
     torch.testing.assert_close(s.z[1], b.z)
 
 
+def small_config(**changes):
+    knobs = dict(
+        epochs=1,
+        n_train=64,
+        n_test=40,
+        n_reference=32,
+        batch_size=32,
+        hidden=[8],
+        dim=6,
+        k=2,
+        other_ks=[],
+        out_dims=[2, 5],
+        d_main=5,
+        id_neighbors=5,
+        probe_neighbors=3,
+    )
+    return world.IntrinsicDimConfig.from_profile("book", **{**knobs, **changes})
+
+
 def test_encoders_mask_their_output_dimension_and_fix_or_learn_tau():
-    cfg = mmnb.resolve_profile("book", world.PROFILES, epochs=1, batch_size=32)
-    cfg.hidden = [8]
-    w = world.SharedLatentWorld(k=2, dim=6)
-    train, ref = w.sample(64, seed=0), w.sample(32, seed=1)
-    fit = world.fit_encoders(train, ref, cfg, [2, 5], [None, 0.5], seed=0)
-    assert fit.out_dims == [2, 5]
-    u = fit.embed_x(train.x).detach()
+    cfg = small_config()
+    d = world.draw_data(cfg, 2, "linear", seed=0)
+    fit = encoders.fit_encoders(cfg, d.train, d.reference, [2, 5], [None, 0.5], [0, 1], seed=0)
+    assert fit.out_widths == [2, 5]
+    u = fit.embed_x(d.train.x).detach()
     assert u.shape == (2, 64, 5) and (u[0, :, 2:] == 0).all()
     torch.testing.assert_close(u.norm(dim=-1), torch.ones(2, 64))
     tau = fit.history["tau"]
     assert tau.shape[1] == 2 and (tau[:, 1] == 0.5).all() and tau[-1, 0] != tau[0, 0]
-    cfg.normalization = "mean_norm"
-    u = world.fit_encoders(train, ref, cfg, [3], [None]).embed_x(ref.x).detach()
+    cfg = cfg.replace(normalization="mean_norm")
+    fit = encoders.fit_encoders(cfg, d.train, d.reference, [3], [None], [0])
+    u = fit.embed_x(d.reference.x).detach()
     assert u.norm(dim=-1).mean().item() == pytest.approx(1.0, rel=1e-4)  # mean norm 1 on ref
+
+
+def test_a_replica_trains_the_same_alone_or_in_a_group():
+    cfg = small_config(epochs=2)
+    d = world.draw_data(cfg, 2, "linear", seed=0)
+    group = encoders.fit_encoders(
+        cfg,
+        d.train,
+        d.reference,
+        [5, 5, 2],
+        [None, 0.3, None],
+        [0, 1, 2],
+        seed=5,
+        sub_batches=[1, 4, 1],
+    )
+    alone = encoders.fit_encoders(
+        cfg, d.train, d.reference, [5], [0.3], [1], seed=5, sub_batches=[4]
+    )
+    torch.testing.assert_close(
+        group.embed_x(d.test.x)[1], alone.embed_x(d.test.x)[0], atol=1e-5, rtol=1e-4
+    )
+    torch.testing.assert_close(
+        group.history["loss"][:, 1], alone.history["loss"][:, 0], atol=1e-5, rtol=1e-4
+    )
+
+
+def test_sub_batches_only_count_negatives_within_their_block():
+    mask = encoders.sub_batch_mask([1, 2], 4, torch.device("cpu"))
+    assert mask[0].all()
+    expected = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]).bool()
+    assert torch.equal(mask[1], expected)
+    # the masked loss of one batch split in 2 is the mean of the two half-batch losses
+    u, v = torch.randn(1, 4, 3), torch.randn(1, 4, 3)
+    split = mmnb.symmetric_info_nce(u, v, 0.5, kind="dot", negatives=mask[1:])
+    halves = [
+        mmnb.symmetric_info_nce(u[:, i : i + 2], v[:, i : i + 2], 0.5, kind="dot") for i in (0, 2)
+    ]
+    torch.testing.assert_close(split, (halves[0] + halves[1]) / 2)
+
+
+def test_monitor_records_dimension_and_alignment():
+    cfg = small_config(epochs=2, monitor_every=1)
+    d = world.draw_data(cfg, 2, "linear", seed=0)
+    fit = encoders.fit_encoders(
+        cfg, d.train, d.reference, [5, 2], [None, None], [0, 1], monitor=d.test, monitor_rows=[0]
+    )
+    assert fit.history["id"].shape == (3, 1)  # before training, after epoch 1, at the end
+    assert fit.history["alignment"].shape == (3, 2)
+
+
+def test_alignment_is_zero_for_partners_and_about_one_for_strangers():
+    u = torch.nn.functional.normalize(torch.randn(1, 500, 4), dim=-1)
+    assert measures.alignment(u, u).item() == pytest.approx(0.0, abs=1e-6)
+    v = torch.nn.functional.normalize(torch.randn(1, 500, 4), dim=-1)
+    assert measures.alignment(u, v).item() == pytest.approx(1.0, abs=0.1)
+    # against the definition, pairs by pairs
+    d2 = torch.cdist(u[0], v[0]).square()
+    off = d2[~torch.eye(500, dtype=torch.bool)].mean()
+    assert measures.alignment(u, v).item() == pytest.approx(
+        (d2.diag().mean() / off).item(), rel=1e-5
+    )
+
+
+def test_nn_spacing_is_the_squared_distance_to_the_nearest_negative():
+    u = torch.tensor([[[0.0], [1.0], [3.0], [7.0]]])
+    v = u.clone()
+    # one batch of 4: nearest negatives at 1, 1, 2, 4 → squared 1, 1, 4, 16
+    assert measures.nn_spacing(u, v, [4])[0] == pytest.approx((1 + 1 + 4 + 16) / 4)
+    far = measures.nn_spacing(u, v, [2])[0]  # batches of 2: only one negative each
+    assert far >= measures.nn_spacing(u, v, [4])[0]
+
+
+def test_id_estimates_match_the_paper_call_and_fit():
+    from skdim.id import MLE
+
+    x = mmnb.stream(0, "test/mle").numpy.normal(size=(800, 3)) @ np.ones((3, 6))
+    x += mmnb.stream(0, "test/mle2").numpy.normal(size=(800, 6))
+    est = measures.id_estimates(torch.tensor(x[None]), [6], n_neighbors=20)
+    assert est["mean"][0] == pytest.approx(MLE().fit_transform(x))
+    assert est["harmonic"][0] == pytest.approx(MLE().fit(x).dimension_)
+    assert est["mean"][0] > est["harmonic"][0]  # arithmetic ≥ harmonic mean
 
 
 def test_bad_parameters_name_themselves():
@@ -83,8 +209,23 @@ def test_bad_parameters_name_themselves():
     with pytest.raises(ValueError, match="dim"):
         world.SharedLatentWorld(dim=1)
     with pytest.raises(ValueError, match="profile"):
-        mmnb.resolve_profile("huge", world.PROFILES)
-    cfg = mmnb.resolve_profile("book", world.PROFILES, normalization="batch")
-    s = world.SharedLatentWorld(k=2, dim=4).sample(8)
+        world.IntrinsicDimConfig.from_profile("huge")
     with pytest.raises(ValueError, match=r"normalization='batch'.*'l2', 'mean_norm'"):
-        world.fit_encoders(s, s, cfg, [2], [None])
+        world.IntrinsicDimConfig.from_profile("book", normalization="batch")
+    with pytest.raises(ValueError, match="d_main"):
+        world.IntrinsicDimConfig.from_profile("book", d_main=7)
+    with pytest.raises(ValueError, match="sub_batches"):
+        world.IntrinsicDimConfig.from_profile("book", sub_batches=[3])
+    with pytest.raises(ValueError, match=r"other_ks=25 is out of range"):
+        world.IntrinsicDimConfig.from_profile("book", other_ks=[25])
+    with pytest.raises(ValueError, match="epochs"):
+        world.IntrinsicDimConfig.from_profile("book", epochs=10**9)
+    with pytest.raises(ValueError, match="unknown"):
+        world.IntrinsicDimConfig.from_profile("book", temperature=1.0)
+
+
+def test_paper_profile_only_overrides_what_it_changes():
+    book, paper = (world.IntrinsicDimConfig.from_profile(p) for p in ("book", "paper"))
+    changed = {k for k in world.IntrinsicDimConfig.knobs() if getattr(book, k) != getattr(paper, k)}
+    assert changed == set(world.IntrinsicDimConfig.PAPER)
+    assert paper.steps == 800 * (10_000 // 256)

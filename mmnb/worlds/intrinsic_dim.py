@@ -4,96 +4,127 @@ Every world draws z and independent private noise for each modality:
 
 * `linear` (the paper's synthetic link): y ~ N(0, I_dim), z = y[:k], x = (z, ξ) with
   ξ ~ N(0, I_{dim−k}); the private part of y is y[k:].
-* `smooth`: z ~ N(0, I_k); each modality applies its own injective smooth map
-  φ(z) = z + c·tanh(zA) (a contraction added to the identity, hence invertible), appends
-  its private noise and is rotated by its own random orthogonal matrix.
-* `truncation` (in the paper's code): as `linear`, but x = (z·1{z > 0}, ξ). x only keeps
-  the positive coordinates of z, so what x and y share is a union of strata of different
-  dimensions (0 to k), not one k-dimensional manifold.
+* `truncation` (the authors' nonlinear link, `gen_` in yugjerry/mmcl-adapt): as `linear`,
+  but x₀ = z₀·1{z₀ < 0}, x₁ = z₁·1{z₀ + z₁ > 0.5} and x_i = z_i·1{z_i > 0} for
+  2 ≤ i < k (needs k ≥ 2). x keeps only part of z, so what x and y share is a union of
+  strata of different dimensions, not one k-dimensional manifold.
+* `smooth` (this book's): z ~ N(0, I_k); each modality applies its own injective smooth
+  map φ(z) = z + c·tanh(zA) (a contraction added to the identity, hence invertible),
+  appends its private noise and is rotated by its own random orthogonal matrix.
 
-The module also holds the chapter's encoders (replicas with their own output dimension
-and temperature, trained in one pass) and its profiles.
+`IntrinsicDimConfig` holds every setting of the chapter; `intrinsic_dim_encoders` trains
+the two encoders (replicas with their own output width and temperature, in one pass) and
+`intrinsic_dim_measures` reads dimensions, alignment and temperatures off them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from types import SimpleNamespace
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from mmnb.losses import LearnedTemperature, symmetric_info_nce
-from mmnb.nets import MLP
-from mmnb.params import check_choice, check_range
-from mmnb.train import History, train
+from mmnb.config import WorldConfig, check_choice, check_range, knob
+from mmnb.runtime import stream
 
 __all__ = [
     "LINKS",
     "NORMALIZATIONS",
-    "PROFILES",
-    "IntrinsicFit",
+    "IntrinsicDimConfig",
     "SharedLatentSample",
     "SharedLatentWorld",
-    "fit_encoders",
+    "WorldData",
+    "draw_data",
     "stack_samples",
+    "truncation_link",
 ]
 
 LINKS = ("linear", "smooth", "truncation")
 NORMALIZATIONS = ("l2", "mean_norm")
 
-PROFILES = {
-    "book": dict(
-        k=5,
-        dim=20,
-        link="linear",
-        n_train=4000,
-        n_test=2000,
-        n_reference=1000,
-        epochs=50,
-        batch_size=256,
-        lr=1e-3,
-        tau_lr=1e-2,
-        weight_decay=1e-4,
-        hidden=[50, 50, 50],
-        normalization="l2",
-        tau_init=1.0,
-        tau_floor=1e-4,
-        out_dims=[2, 3, 4, 5, 6, 8, 16, 32, 64],
-        d_main=16,
-        fixed_taus=[5.0, 2.0, 1.0, 0.5, 0.1, 0.03],
-        other_ks=[3, 8],
-        id_neighbors=20,
-        probe_neighbors=10,
-        record_every=10,
-    ),
-    "paper": dict(
-        k=5,
-        dim=20,
-        link="linear",
-        n_train=10000,
-        n_test=2000,
-        n_reference=2000,
-        epochs=800,
-        batch_size=256,
-        lr=1e-4,
-        tau_lr=4e-4,
-        weight_decay=1e-4,
-        hidden=[50, 50, 50],
-        normalization="mean_norm",
-        tau_init=1.0,
-        tau_floor=1e-4,
-        out_dims=[1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 44],
-        d_main=16,
-        fixed_taus=[5.0, 2.0, 1.0, 0.5, 0.1, 0.03],
-        other_ks=[3, 8],
-        id_neighbors=20,
-        probe_neighbors=10,
-        record_every=50,
-    ),
-}
+
+@dataclass(frozen=True)
+class IntrinsicDimConfig(WorldConfig):
+    """Chapter 05's settings; the defaults are the "book" profile, `PAPER` its changes.
+
+    "paper" follows yugjerry/mmcl-adapt (`_train_norm.py`): 10,000 training pairs plus
+    2,000 for the mean-norm rescaling, 800 epochs at lr 1e-4, τ's log learning 4× faster
+    (the code's `(4·logit_scale).exp()`), output dimensions `linspace(1, 44, 15)`.
+    """
+
+    PAPER: ClassVar[dict] = {
+        "n_train": 10_000,
+        "n_reference": 2000,
+        "epochs": 800,
+        "lr": 1e-4,
+        "tau_lr": 4e-4,
+        "normalization": "mean_norm",
+        "out_dims": (1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 44),
+        "record_every": 50,
+        "monitor_every": 50,
+    }
+
+    k: int = knob(5, low=1, high=1000, doc="intrinsic dimension of the shared latent z")
+    dim: int = knob(20, low=2, high=1000, doc="dimension of each modality")
+    link: str = knob("linear", choices=("linear", "smooth"), doc="link of the main world")
+    other_links: tuple = knob(
+        ("smooth", "truncation"), choices=LINKS, doc="links also trained at d_main (k = k)"
+    )
+    other_ks: tuple = knob((3, 8), low=1, high=1000, doc="latent dimensions also trained")
+    contraction: float = knob(0.9, low=0.0, high=0.99, doc="Lipschitz constant of c·tanh(zA)")
+    n_train: int = knob(4000, low=2, high=1_000_000, doc="training pairs")
+    n_test: int = knob(2000, low=30, high=100_000, doc="test pairs (ID, probes, retrieval)")
+    n_reference: int = knob(1000, low=1, high=100_000, doc="held-out pairs of the mean norm")
+    epochs: int = knob(50, low=1, high=100_000, doc="passes over the training pairs")
+    batch_size: int = knob(256, low=2, high=65_536, doc="pairs per minibatch")
+    lr: float = knob(1e-3, low=1e-7, high=1.0, doc="Adam learning rate of the encoders")
+    tau_lr: float = knob(1e-2, low=0.0, high=1.0, doc="Adam learning rate of log(τ − floor)")
+    weight_decay: float = knob(1e-4, low=0.0, high=1.0, doc="weight decay of the encoders")
+    hidden: tuple = knob((50, 50, 50), low=1, high=4096, doc="hidden widths of both MLPs")
+    normalization: str = knob("l2", choices=NORMALIZATIONS, doc="unit sphere or mean norm")
+    tau_init: float = knob(1.0, low=1e-3, high=100.0, doc="starting temperature")
+    tau_floor: float = knob(1e-4, low=0.0, high=1.0, doc="τ = floor + exp(s)")
+    out_dims: tuple = knob(
+        (2, 3, 4, 5, 6, 8, 16, 32, 64), low=1, high=1024, doc="output dimensions d (learned τ)"
+    )
+    d_main: int = knob(16, low=1, high=1024, doc="output dimension of the other runs")
+    fixed_taus: tuple = knob(
+        (5.0, 2.0, 1.0, 0.5, 0.1, 0.03), low=1e-3, high=100.0, doc="fixed temperatures"
+    )
+    sub_batches: tuple = knob(
+        (4,), low=2, high=1024, doc="learned-τ runs whose batch is split into this many"
+    )
+    id_neighbors: int = knob(20, low=2, high=1000, doc="neighbours of the MLE")
+    probe_neighbors: int = knob(10, low=1, high=1000, doc="neighbours of the k-NN R² probe")
+    probe_folds: int = knob(5, low=2, high=20, doc="folds of the k-NN R² probe")
+    record_every: int = knob(10, low=1, high=100_000, doc="steps between history records")
+    monitor_every: int = knob(5, low=1, high=100_000, doc="epochs between ID/alignment reads")
+
+    def check(self) -> None:
+        for name, kk in [("k", self.k), *(("other_ks", kk) for kk in self.other_ks)]:
+            check_range(name, kk, 1, self.dim - 1, integer=True)
+        if "truncation" in self.other_links and self.k < 2:
+            raise ValueError(f"k={self.k}: the truncation link needs k ≥ 2 (it uses z₀ and z₁)")
+        if self.d_main not in self.out_dims:
+            raise ValueError(f"d_main={self.d_main} must be one of out_dims={self.out_dims}")
+        check_range("batch_size", self.batch_size, 2, self.n_train, integer=True)
+        for s in self.sub_batches:
+            if self.batch_size % s or self.batch_size // s < 2:
+                raise ValueError(
+                    f"sub_batches={s}: must divide batch_size={self.batch_size} into "
+                    "sub-batches of at least 2 pairs"
+                )
+        check_range("tau_floor", self.tau_floor, 0.0, min(self.tau_init, *self.fixed_taus) / 2)
+        check_range("id_neighbors", self.id_neighbors, 2, self.n_test - 1, integer=True)
+        most = self.n_test - self.n_test // self.probe_folds - 1
+        check_range("probe_neighbors", self.probe_neighbors, 1, most, integer=True)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps of every training pass: epochs × ⌊n_train / batch_size⌋."""
+        return self.epochs * (self.n_train // self.batch_size)
 
 
 @dataclass
@@ -138,12 +169,26 @@ def _orthogonal(n: int, gen: torch.Generator) -> Tensor:
     return q * torch.sign(torch.diagonal(r))  # Haar-distributed rotation
 
 
+def truncation_link(z: Tensor) -> Tensor:
+    """The authors' nonlinear link (`gen_`, link 'nonlinear'): x's shared coordinates.
+
+    x₀ = z₀·1{z₀ < 0}, x₁ = z₁·1{z₀ + z₁ > 0.5}, x_i = z_i·1{z_i > 0} for i ≥ 2.
+    """
+    if z.shape[-1] < 2:
+        raise ValueError(f"the truncation link needs k ≥ 2, got k={z.shape[-1]}")
+    keep = torch.cat([z[..., :1] < 0, z[..., :1] + z[..., 1:2] > 0.5, z[..., 2:] > 0], -1)
+    return z * keep
+
+
 class SharedLatentWorld:
-    """A fixed world (its maps and rotations drawn from `seed`); `sample(n)` draws pairs.
+    """A fixed world; `sample(n, split)` draws pairs from the stream of that split.
 
     `k` is the intrinsic dimension of the shared latent, `dim` the dimension of each
     modality; `contraction` (< 1) is the Lipschitz constant of the smooth link's
-    perturbation of the identity.
+    perturbation of the identity. The smooth link's maps and rotations come from the
+    stream (seed, "world/<name>/maps"), the pairs of a split from
+    (seed, "data/<name>/<split>"), with `name` = "<link>-k<k>": data depend only on the
+    seed, the world and the split, never on the device.
     """
 
     def __init__(
@@ -157,16 +202,17 @@ class SharedLatentWorld:
     ) -> None:
         check_choice("link", link, LINKS)
         check_range("dim", dim, 2, None, integer=True)
-        check_range("k", k, 1, dim - 1, integer=True)
+        check_range("k", k, 2 if link == "truncation" else 1, dim - 1, integer=True)
         check_range("contraction", contraction, 0.0, 0.99)
-        self.k, self.link, self.dim, self.device = k, link, dim, torch.device(device)
-        gen = torch.Generator().manual_seed(seed)
+        self.k, self.link, self.dim, self.seed = k, link, dim, seed
+        self.device = torch.device(device)
+        self.name = f"{link}-k{k}"
+        gen = stream(seed, f"world/{self.name}/maps").torch
         self.maps = []
         for _ in range(2):  # one smooth map and one rotation per modality
             a = torch.randn(k, k, generator=gen)
             a = 2.0 * a / torch.linalg.matrix_norm(a, ord=2)  # tanh(zA) is 2-Lipschitz
-            rotation = _orthogonal(dim, gen)
-            self.maps.append((a.to(self.device), rotation.to(self.device)))
+            self.maps.append((a.to(self.device), _orthogonal(dim, gen).to(self.device)))
         self.scale = contraction / 2.0
 
     def smooth_map(self, z: Tensor, modality: int) -> Tensor:
@@ -174,135 +220,41 @@ class SharedLatentWorld:
         a, _ = self.maps[modality]
         return z + self.scale * torch.tanh(z @ a)
 
-    def sample(self, n: int, seed: int = 0) -> SharedLatentSample:
-        """Draw `n` pairs on the world's device."""
+    def sample(self, n: int, split: str = "train") -> SharedLatentSample:
+        """Draw `n` pairs of `split` ("train", "test", "reference", ...) on the world's device."""
         check_range("n", n, 1, None, integer=True)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-
-        def normal(*shape: int) -> Tensor:
-            return torch.randn(*shape, generator=gen, device=self.device)
-
+        rng = stream(self.seed, f"data/{self.name}/{split}", device=self.device)
         k, dim = self.k, self.dim
-        y = normal(n, dim)
-        z, private_y, private_x = y[:, :k], y[:, k:], normal(n, dim - k)
+        y = rng.randn(n, dim)
+        z, private_y, private_x = y[:, :k], y[:, k:], rng.randn(n, dim - k)
         if self.link == "linear":
             x = torch.cat([z, private_x], 1)
         elif self.link == "truncation":
-            x = torch.cat([z.clamp(min=0.0), private_x], 1)
+            x = torch.cat([truncation_link(z), private_x], 1)
         else:
             x = torch.cat([self.smooth_map(z, 0), private_x], 1) @ self.maps[0][1]
             y = torch.cat([self.smooth_map(z, 1), private_y], 1) @ self.maps[1][1]
         return SharedLatentSample(x=x, y=y, z=z, private_x=private_x, private_y=private_y)
 
 
-# --- encoders ---------------------------------------------------------------------------------
-
-
 @dataclass
-class IntrinsicFit:
-    """Encoders f (for x), g (for y) with one replica per entry of `out_dims`.
+class WorldData:
+    """The training, test and reference (mean-norm) pairs of one world."""
 
-    Replica r keeps the first `out_dims[r]` output coordinates (the others are masked to
-    zero, so replicas of different dimension train in one pass); `fixed[r]` is its fixed
-    temperature, NaN where τ is learned.
-    """
-
-    f: MLP
-    g: MLP
-    temperature: LearnedTemperature
-    mask: Tensor
-    fixed: Tensor
-    normalization: str
+    world: SharedLatentWorld
+    train: SharedLatentSample
+    test: SharedLatentSample
     reference: SharedLatentSample
-    history: History
-
-    @property
-    def out_dims(self) -> list[int]:
-        return [int(d) for d in self.mask.sum(1)]
-
-    def tau(self) -> Tensor:
-        """The temperature of every replica, learned or fixed."""
-        return torch.where(self.fixed.isnan(), self.temperature(), self.fixed)
-
-    def _embed(self, net: MLP, x: Tensor, reference: Tensor) -> Tensor:
-        h = net(x) * self.mask[:, None, :]
-        if self.normalization == "l2":
-            return nn.functional.normalize(h, dim=-1)
-        mean_norm = (net(reference) * self.mask[:, None, :]).norm(dim=-1).mean(-1)
-        return h / mean_norm[:, None, None]
-
-    def embed_x(self, x: Tensor) -> Tensor:
-        """f(x) for every replica, `[R, n, max(out_dims)]` (masked coordinates are 0)."""
-        return self._embed(self.f, x, self.reference.x)
-
-    def embed_y(self, y: Tensor) -> Tensor:
-        """g(y) for every replica, like `embed_x`."""
-        return self._embed(self.g, y, self.reference.y)
 
 
-def fit_encoders(
-    train_pairs: SharedLatentSample,
-    reference: SharedLatentSample,
-    cfg: SimpleNamespace,
-    out_dims: Sequence[int],
-    fixed_taus: Sequence[float | None],
-    seed: int = 0,
-    desc: str = "training",
-) -> IntrinsicFit:
-    """Train MLP encoders with the symmetric InfoNCE loss, one replica per `out_dims` entry.
-
-    `fixed_taus[r]` is replica r's fixed temperature, or None to learn it from
-    `cfg.tau_init` (τ = floor + exp(s), with its own learning rate `cfg.tau_lr` and no
-    weight decay). Samples may be shared (`[n, dim]`) or one world per replica
-    (`[R, n, dim]`). `reference` holds the held-out inputs of the mean-norm rescaling.
-    Replica r is seeded with `seed + r`; the history records the loss and τ.
-    """
-    check_choice("normalization", cfg.normalization, NORMALIZATIONS)
-    n_rep = len(out_dims)
-    if len(fixed_taus) != n_rep:
-        raise ValueError(f"fixed_taus has {len(fixed_taus)} entries, out_dims {n_rep}")
-    for d in out_dims:
-        check_range("out_dim", d, 1, None, integer=True)
-    for t in fixed_taus:
-        if t is not None:
-            check_range("fixed tau", t, 1e-4, None)
-    device = train_pairs.x.device
-    width = max(out_dims)
-    dim_x, dim_y = train_pairs.x.shape[-1], train_pairs.y.shape[-1]
-    f = MLP(dim_x, cfg.hidden, width, n_rep, seed, device=device)
-    g = MLP(dim_y, cfg.hidden, width, n_rep, seed + 10_000, device=device)
-    tau = LearnedTemperature(
-        n_rep, cfg.tau_init, floor=cfg.tau_floor, max_inverse=1.0 / cfg.tau_floor
-    ).to(device)
-    mask = torch.arange(width, device=device) < torch.tensor(out_dims, device=device)[:, None]
-    fixed = torch.tensor([math.nan if t is None else t for t in fixed_taus], device=device)
-    fit = IntrinsicFit(f, g, tau, mask.float(), fixed, cfg.normalization, reference, History())
-
-    def rows(a: Tensor, batch: Tensor) -> Tensor:
-        return a[..., batch, :]
-
-    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        t = fit.tau()
-        u = fit.embed_x(rows(train_pairs.x, batch))
-        v = fit.embed_y(rows(train_pairs.y, batch))
-        return symmetric_info_nce(u, v, t, kind="dot"), {"tau": t.detach()}
-
-    nets = [p for net in (f, g) for p in net.parameters()]
-    groups = [
-        {"params": nets},
-        {"params": [tau.log_excess], "lr": cfg.tau_lr, "weight_decay": 0.0},
-    ]
-    n = len(train_pairs)
-    fit.history = train(
-        objective,
-        groups,
-        cfg.epochs * (n // cfg.batch_size),
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        n_samples=n,
-        batch_size=cfg.batch_size,
-        seed=seed,
-        record_every=cfg.record_every,
-        desc=desc,
+def draw_data(
+    cfg: IntrinsicDimConfig, k: int, link: str, seed: int, device: torch.device | str = "cpu"
+) -> WorldData:
+    """The world (k, link) of `cfg` and its three splits."""
+    w = SharedLatentWorld(k, link, cfg.dim, cfg.contraction, seed, device)
+    return WorldData(
+        w,
+        w.sample(cfg.n_train, "train"),
+        w.sample(cfg.n_test, "test"),
+        w.sample(cfg.n_reference, "reference"),
     )
-    return fit

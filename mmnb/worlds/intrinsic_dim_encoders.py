@@ -1,0 +1,176 @@
+"""Chapter 05's encoders: f and g with one replica per run, trained in one pass.
+
+Replicas differ in output width (`MLP(out_widths=...)`), temperature (learned or fixed)
+and in how many independent sub-batches their minibatch is split into.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mmnb.config import check_range
+from mmnb.losses import LearnedTemperature, symmetric_info_nce
+from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
+from mmnb.train import History, train
+from mmnb.worlds.intrinsic_dim import IntrinsicDimConfig, SharedLatentSample
+
+__all__ = ["IntrinsicFit", "fit_encoders", "sub_batch_mask"]
+
+
+@dataclass
+class IntrinsicFit:
+    """Encoders f (for x), g (for y) with one replica per run.
+
+    Replica r keeps the first `out_widths[r]` output coordinates (`MLP(out_widths=...)`
+    sets the others to 0, so replicas of different dimension train in one pass);
+    `fixed[r]` is its fixed temperature, NaN where τ is learned; `sub_batches[r]` the
+    number of independent sub-batches its minibatch is split into (1: the whole batch).
+    """
+
+    f: MLP
+    g: MLP
+    temperature: LearnedTemperature
+    out_widths: list[int]
+    fixed: Tensor
+    sub_batches: list[int]
+    normalization: str
+    reference: SharedLatentSample
+    history: History
+
+    def tau(self) -> Tensor:
+        """The temperature of every replica, learned or fixed."""
+        return torch.where(self.fixed.isnan(), self.temperature(), self.fixed)
+
+    def _embed(self, net: MLP, x: Tensor, reference: Tensor) -> Tensor:
+        h = net(x)
+        if self.normalization == "l2":
+            return nn.functional.normalize(h, dim=-1)
+        mean_norm = net(reference).norm(dim=-1).mean(-1)  # the authors' rescaling
+        return h / mean_norm[:, None, None]
+
+    def embed_x(self, x: Tensor) -> Tensor:
+        """f(x) for every replica, `[R, n, max width]` (masked coordinates are 0)."""
+        return self._embed(self.f, x, self.reference.x)
+
+    def embed_y(self, y: Tensor) -> Tensor:
+        """g(y) for every replica, like `embed_x`."""
+        return self._embed(self.g, y, self.reference.y)
+
+
+def sub_batch_mask(sub_batches: Sequence[int], batch_size: int, device: torch.device) -> Tensor:
+    """`[R, B, B]` negatives mask: replica r's batch split into `sub_batches[r]` blocks."""
+    masks = []
+    for s in sub_batches:
+        block = torch.ones(batch_size // s, batch_size // s, dtype=torch.bool)
+        masks.append(torch.block_diag(*[block] * s))
+    return torch.stack(masks).to(device)
+
+
+def fit_encoders(
+    cfg: IntrinsicDimConfig,
+    train_pairs: SharedLatentSample,
+    reference: SharedLatentSample,
+    out_widths: Sequence[int],
+    fixed_taus: Sequence[float | None],
+    replicas: Replicas,
+    seed: int = 0,
+    sub_batches: Sequence[int] | None = None,
+    monitor: SharedLatentSample | None = None,
+    monitor_rows: Sequence[int] | None = None,
+    desc: str = "training",
+) -> IntrinsicFit:
+    """Train MLP encoders with the symmetric InfoNCE loss, one replica per `out_widths` entry.
+
+    `fixed_taus[r]` is replica r's fixed temperature, or None to learn it from
+    `cfg.tau_init` (τ = floor + exp(s), with its own learning rate `cfg.tau_lr` and no
+    weight decay). `replicas` are the replica ids (`nets.replica_ids`): replica id i draws
+    its initial weights and its minibatch order from its own streams, so runs that share
+    an id share both. Samples may be shared (`[n, dim]`) or one world per replica
+    (`[R, n, dim]`); `reference` holds the held-out inputs of the mean-norm rescaling.
+    With `monitor` (test pairs), every `cfg.monitor_every` epochs and at the start the
+    history records `alignment` (see `intrinsic_dim_measures.alignment`) of every replica
+    and `id` (the paper's MLE of f(X)) of the replicas `monitor_rows` (default: all); the
+    history always records the loss and τ.
+    """
+    from mmnb.worlds.intrinsic_dim_measures import alignment, id_estimates
+
+    ids = replica_ids(replicas)
+    n_rep = len(ids)
+    sub_batches = list(sub_batches or [1] * n_rep)
+    for name, seq in (
+        ("out_widths", out_widths),
+        ("fixed_taus", fixed_taus),
+        ("sub_batches", sub_batches),
+    ):
+        if len(seq) != n_rep:
+            raise ValueError(f"{name} has {len(seq)} entries, replicas {n_rep}")
+    for t in fixed_taus:
+        if t is not None:
+            check_range("fixed tau", t, 2 * cfg.tau_floor, None)
+    for s in sub_batches:
+        if cfg.batch_size % s:
+            raise ValueError(f"sub_batches={s} must divide batch_size={cfg.batch_size}")
+    device = train_pairs.x.device
+    width = max(out_widths)
+    dim_x, dim_y = train_pairs.x.shape[-1], train_pairs.y.shape[-1]
+    f, g = encoder_pair(
+        dim_x, dim_y, cfg.hidden, width, ids, seed, device=device, out_widths=list(out_widths)
+    )
+    tau = LearnedTemperature(
+        n_rep, cfg.tau_init, floor=cfg.tau_floor, max_inverse=1.0 / cfg.tau_floor
+    ).to(device)
+    fixed = torch.tensor([math.nan if t is None else t for t in fixed_taus], device=device)
+    fit = IntrinsicFit(
+        f, g, tau, list(out_widths), fixed, sub_batches, cfg.normalization, reference, History()
+    )
+    negatives = (
+        sub_batch_mask(sub_batches, cfg.batch_size, device) if max(sub_batches) > 1 else None
+    )
+
+    def rows(a: Tensor, batch: Tensor) -> Tensor:  # [R, B] indices into [n, ·] or [R, n, ·]
+        if a.ndim == 2:
+            return a[batch]
+        return torch.gather(a, 1, batch[..., None].expand(-1, -1, a.shape[-1]))
+
+    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        t = fit.tau()
+        u = fit.embed_x(rows(train_pairs.x, batch))
+        v = fit.embed_y(rows(train_pairs.y, batch))
+        return symmetric_info_nce(u, v, t, kind="dot", negatives=negatives), {"tau": t.detach()}
+
+    watched = list(range(n_rep)) if monitor_rows is None else list(monitor_rows)
+
+    def evaluate() -> dict[str, object]:
+        u, v = fit.embed_x(monitor.x), fit.embed_y(monitor.y)
+        widths = [out_widths[r] for r in watched]
+        return {
+            "id": id_estimates(u[watched], widths, cfg.id_neighbors)["mean"],
+            "alignment": alignment(u, v),
+        }
+
+    groups = [
+        {"params": [*f.parameters(), *g.parameters()]},
+        {"params": [tau.log_excess], "lr": cfg.tau_lr, "weight_decay": 0.0},
+    ]
+    steps_per_epoch = cfg.n_train // cfg.batch_size
+    fit.history = train(
+        objective,
+        groups,
+        cfg.steps,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        n_samples=len(train_pairs),
+        batch_size=cfg.batch_size,
+        seed=seed,
+        replicas=ids,
+        evaluate=None if monitor is None else evaluate,
+        eval_every=cfg.monitor_every * steps_per_epoch,
+        record_every=cfg.record_every,
+        desc=desc,
+    )
+    return fit
