@@ -18,8 +18,11 @@ def glue(name: str, variable: Any, display: bool = True) -> None:
     """Record `variable`'s displayed value under `name` (as ``myst_nb.glue`` does).
 
     With `display=False` the value is stored for the prose but not shown in the cell's
-    output.
+    output. A scalar numpy value or 0-d tensor is stored as the Python number it holds, so
+    that ``{glue:text}`name:.3f` `` can format it (numpy 2 shows ``np.float32(0.29)``).
     """
+    if getattr(variable, "ndim", None) == 0 and hasattr(variable, "item"):
+        variable = variable.item()
     import IPython.core.formatters
     from IPython.display import display as ipy_display
 

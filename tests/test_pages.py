@@ -103,3 +103,31 @@ def test_code_lines_fit_the_page(path):
             f"{path.name}: code lines wider than the page:\n" + "\n".join(offenders),
             pytrace=False,
         )
+
+
+def test_every_mmnb_module_is_on_the_api_page():
+    """api.md documents every module of the package (add an automodule block for new ones)."""
+    api = (ROOT / "api.md").read_text()
+    listed = set(re.findall(r"```\{automodule\} (\S+)", api))
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "mmnb").rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    }
+    assert not modules - listed, f"api.md lacks automodule blocks for {sorted(modules - listed)}"
+    gone = sorted(listed - modules)
+    assert not gone, f"api.md documents modules that are gone: {gone}"
+
+
+def test_mmnb_glue_stores_numpy_and_torch_scalars_as_numbers(monkeypatch):
+    import IPython.display
+    import numpy as np
+    import torch
+
+    from mmnb.glue import glue
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, **k: shown.append(data))
+    for value in (np.float32(0.25), torch.tensor(0.25), np.array(0.25)):
+        glue("x", value, display=False)
+        assert shown[-1]["application/papermill.record/text/plain"] == "0.25"

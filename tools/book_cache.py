@@ -142,7 +142,7 @@ def invalidate(cache_dir: Path, root: Path = ROOT) -> list[Path]:
         stale = {str(p.resolve()) for p in changed}
         for record in cache.list_cache_records():
             if str(Path(record.uri).resolve()) in stale:
-                cache.remove_cache_record(record.pk)
+                cache.remove_cache(record.pk)
     for page in changed:
         page.touch()  # Sphinx reads a page again only when it looks modified
     cache_dir.mkdir(parents=True, exist_ok=True)
