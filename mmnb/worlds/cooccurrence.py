@@ -73,7 +73,7 @@ class CooccurrenceConfig(WorldConfig):
     nuisance_dims: int = knob(16, low=0, high=1000, doc="class-irrelevant coordinates")
     class_sep: float = knob(2.0, low=0.0, high=100.0, doc="distance between class means")
     signal_noise: float = knob(0.3, low=0.0, high=100.0, doc="std of the signal coordinates")
-    nuisance_scale: float = knob(1.0, low=0.0, high=100.0, doc="std of the nuisance coordinates")
+    nuisance_scale: float = knob(0.6, low=0.0, high=100.0, doc="std of the nuisance coordinates")
     captions_per_class: int = knob(10, low=1, high=10_000, doc="caption pool of each class")
     pool_size: int = knob(400, low=10, high=20_000, doc="images of the pool (exact graphs)")
     captions_per_image: int = knob(3, low=1, high=100, doc="m: captions per image")
@@ -81,10 +81,16 @@ class CooccurrenceConfig(WorldConfig):
     noisy_caption_noise: float = knob(0.4, low=0.0, high=1.0, doc="η of the noisy-caption row")
     aug_weak: float = knob(1.0, low=1e-3, high=100.0, doc="scale of the weak augmentation")
     aug_strong: float = knob(4.0, low=1e-3, high=100.0, doc="scale of the strong augmentation")
+    aug_nuisance: float = knob(
+        0.3, low=1e-3, high=100.0, doc="signal-kernel scale of the nuisance-only augmentation"
+    )
     noise_grid: tuple = knob((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), low=0.0, high=1.0, doc="η sweep")
     m_grid: tuple = knob((1, 2, 3, 5, 8), low=1, high=100, doc="m sweep")
     scale_grid: tuple = knob(
         (0.5, 1.0, 1.5, 2.0, 4.0, 8.0), low=1e-3, high=100.0, doc="augmentation scale sweep"
+    )
+    nuisance_aug_grid: tuple = knob(
+        (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5), low=1e-3, high=100.0, doc="nuisance-only scale sweep"
     )
     hidden: int = knob(64, low=1, high=4096, doc="hidden width of the MLP encoders")
     neural_steps: int = knob(1000, low=1, high=200_000, doc="Adam steps of the neural encoders")
