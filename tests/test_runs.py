@@ -23,6 +23,7 @@ from mmnb.__main__ import main
 from mmnb.backends import finish_local
 from mmnb.collect import collect
 from mmnb.files import read_metrics, write_json_atomic
+from mmnb.notebooks import check_values, notebook_configs
 from mmnb.runs import Claim, RunTask, claim_holder, execute_run, write_record
 from mmnb.sweep import plan_runs, run_notebook, sweep
 
@@ -232,6 +233,17 @@ def test_run_checks_names_and_values_before_the_kernel(
     with pytest.raises(ValueError, match="steps=5000 is out of range"):
         sweep(CONFIG, {"profile": "paper", "steps": [10, 5000]}, tmp_path / "sweep")
     assert not (tmp_path / "sweep").exists()
+
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_chapter_defaults_pass_the_checks_before_the_kernel(chapter: Path) -> None:
+    """The sweep checks values with each chapter's config; its own profiles must pass."""
+    assert notebook_configs(chapter), "the chapter's config is found"
+    for profile in ("book", "paper"):
+        check_values(chapter, [{"profile": profile}])
 
 
 def test_run_executes_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
