@@ -18,7 +18,8 @@ help:
 	@echo "make test              lint, unit tests, every chapter under nbval, a fast book build"
 	@echo "                       checked in headless Chromium"
 	@echo "make check-book        check _build/html in Chromium, screenshots in _build/screenshots"
-	@echo "make test-lower-bounds install mmnb at the oldest dependency versions and run chapter 00"
+	@echo "make test-installs     install the wheel in a fresh venv, run chapter 00 as in Colab"
+	@echo "make test-lower-bounds the same at the oldest dependency versions pyproject allows"
 	@echo "make bench             performance measurements (benchmarks/)"
 
 setup: $(STAMP)
@@ -66,7 +67,12 @@ book: setup
 check-book: setup
 	$(BIN)/python tools/check_book.py _build/html --screenshots _build/screenshots
 
-# pip installs mmnb's oldest allowed dependency versions into a fresh venv (slow: minutes)
+# the wheel in a fresh venv runs chapter 00 as in Colab: newest dependencies (also part of
+# `make unit`) and, with test-lower-bounds, the oldest that pyproject.toml allows (slow:
+# old releases are downloaded)
+test-installs: setup
+	$(BIN)/python -m pytest tests/test_packaging.py -q
+
 test-lower-bounds: setup
 	MMNB_LOWER_BOUNDS=1 $(BIN)/python -m pytest tests/test_packaging.py -q -k lower_bounds
 

@@ -108,3 +108,14 @@ def test_each_defect_fails_its_page(result, name):
     assert code == 1
     problems = report[name]["problems"]
     assert any(EXPECTED[name] in p for p in problems), f"{name}: {problems}"
+
+
+def test_missing_chromium_is_loud_and_fails_only_in_ci(tmp_path, monkeypatch, capsys):
+    (tmp_path / "index.html").write_text(page("<p>hello</p>"))
+    monkeypatch.setattr(check_book, "find_chromium", lambda: (None, None))
+    monkeypatch.delenv("CI", raising=False)
+    assert check_book.main([str(tmp_path)]) == 0
+    assert "apt-get install -y chromium chromium-driver" in capsys.readouterr().err
+    monkeypatch.setenv("CI", "true")
+    assert check_book.main([str(tmp_path)]) == 1
+    assert check_book.main([str(tmp_path), "--require"]) == 1
