@@ -64,12 +64,10 @@ def ch00_step(r: int, seed: int, device: torch.device) -> Step:
 
 def ch01_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 01: two-patch ReLU encoders, multimodal loss, full batch (n = 100, d = 2000)."""
-    cfg = mmnb.resolve_profile("book", snr.PROFILES)
-    seeds = [seed + k for k in range(r)]
-    knobs = ("n", "d", "snr", "c_mu", "sigma_xi", "sigma_eps", "nu_norm", "n_test")
-    data = snr.make_data(seeds, **{k: getattr(cfg, k) for k in knobs}, device=device)
-    h = snr.PatchEncoder(cfg.d, cfg.m, seeds, cfg.sigma0, stream=1, device=device)
-    g = snr.PatchEncoder(cfg.d, cfg.m, seeds, cfg.sigma0, stream=2, device=device)
+    cfg = snr.SNRConfig.from_profile("book")
+    data = snr.make_data(cfg, seed, r, device)
+    h = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, "init/encoder_image", device)
+    g = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, "init/encoder_text", device)
     opt = make_optimizer("sgd", [h.weight, g.weight], cfg.lr)
 
     def step() -> None:

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from mmnb.runtime import stream
 from mmnb.worlds import digits
+from mmnb.worlds import digits_experiment as experiment
+
+CFG = digits.DigitsConfig()
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return digits.make_colored_digits(list(range(8)))
+    out = digits.make_colored_digits(CFG, 0, 8)
+    return out["train"], out["test"]
 
 
 def test_grey_images_and_fixed_split():
@@ -48,11 +53,25 @@ def test_color_correlation_and_label_noise_rates(splits):
     assert (train.label[wrong] != train.digit.expand_as(train.label)[wrong]).all()
 
 
-def test_replica_draws_depend_only_on_their_seed():
-    a_train, _ = digits.make_colored_digits([3, 4, 5])
-    b_train, _ = digits.make_colored_digits([4])
-    assert torch.equal(a_train.color[1], b_train.color[0])
-    assert torch.equal(a_train.label[1], b_train.label[0])
+def test_replica_draws_depend_only_on_their_replica():
+    a = digits.make_colored_digits(CFG, 3, [0, 1, 2])
+    b = digits.make_colored_digits(CFG, 3, [1])
+    for name in ("train", "test", "test_same"):
+        assert torch.equal(a[name].color[1], b[name].color[0])
+        assert torch.equal(a[name].label[1], b[name].label[0])
+    assert not torch.equal(a["train"].color[0], a["train"].color[1])
+
+
+def test_held_out_images_in_both_color_laws():
+    out = digits.make_colored_digits(CFG, 0, 4)
+    test, same = out["test"], out["test_same"]
+    assert torch.equal(test.grey, same.grey) and torch.equal(test.label, same.label)
+    p = 0.775 + 0.225 / 10
+    assert (same.color == same.digit).float().mean().item() == pytest.approx(p, abs=0.03)
+    assert (test.color == 9 - test.digit).float().mean().item() == pytest.approx(p, abs=0.03)
+    # the color is drawn from the true digit: it names the noisy label less often
+    agree = out["train"].color_agreement().mean().item()
+    assert agree == pytest.approx(0.9 * p + 0.1 * 0.225 / 10, abs=0.03)
 
 
 def test_paint_and_captions(splits):
@@ -66,13 +85,25 @@ def test_paint_and_captions(splits):
     assert cap[int(train.digit[7])] == 1 and cap[10 + int(train.color[0, 7])] == 1
     noisy = train.captions(noisy=True)[0, 7]
     assert noisy[int(train.label[0, 7])] == 1
+    digit_only = train.captions(caption="digit")[0, 7]
+    assert digit_only[10:].sum() == 0 and digit_only[int(train.digit[7])] == 1
+    with pytest.raises(ValueError, match="caption"):
+        train.captions(caption="color")
+
+
+def test_per_replica_batches_index_each_row(splits):
+    train, _ = splits
+    index = torch.tensor([[0, 5, 9], [3, 3, 1]] + [[0, 1, 2]] * 6)
+    images, caps = train.images(index), train.captions(index)
+    assert images.shape == (8, 3, 3, 8, 8) and caps.shape == (8, 3, 20)
+    torch.testing.assert_close(images[1, 0], train.images()[1, 3])
+    torch.testing.assert_close(caps[0, 2], train.captions()[0, 9])
 
 
 def test_augmentation_keeps_hue(splits):
     train, _ = splits
     images = train.images(torch.arange(16))[:2]
-    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
-    out = digits.augment(images, gens)
+    out = digits.augment(images, [stream(0, "augment", r) for r in (0, 1)])
     assert out.shape == images.shape
     # every pixel of an augmented image is a non-negative multiple of the image's color
     rgb = digits.COLORS[train.color[:2, :16]]  # [2, 16, 3]
@@ -103,11 +134,26 @@ def test_unknown_source():
         digits.load_grey("cifar")
 
 
+def test_config_validation():
+    assert digits.DigitsConfig.from_profile("paper").digits_source == "mnist"
+    for bad, match in [
+        (dict(digits_source="cifar"), "digits_source"),
+        (dict(digits_p_color=1.5), "digits_p_color"),
+        (dict(digits_steps=0), "digits_steps"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            digits.DigitsConfig(**bad)
+
+
 def test_run_smoke():
-    out = digits.run([0, 1], steps=3, batch_size=64, progress=False)
+    cfg = digits.DigitsConfig(digits_steps=3, digits_batch_size=64)
     for model in ("single", "multi"):
-        for key in ("train_acc", "test_acc"):
-            values = out[model][key]
+        out = experiment.run(cfg, model, 0, 2, progress=False)
+        assert out.history["loss"].shape[1] == 2
+        for values in (out.train_acc, out.test_acc, out.test_same_law_acc):
             assert values.shape == (2,) and np.all((0 <= values) & (values <= 1))
-    with pytest.raises(ValueError, match="consecutive"):
-        digits.run([0, 2], steps=1, progress=False)
+        np.testing.assert_allclose(out.color_reliance, out.test_same_law_acc - out.test_acc)
+    with pytest.raises(ValueError, match="model"):
+        experiment.run(cfg, "triple", 0, 1, progress=False)
+    with pytest.raises(ValueError, match="digits_source"):
+        experiment.run(cfg.replace(digits_source="none"), "single", 0, 1, progress=False)

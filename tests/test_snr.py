@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from mmnb.train import History
 from mmnb.worlds import snr
+from mmnb.worlds import snr_experiment as experiment
+
+
+def tiny_cfg(**knobs) -> snr.SNRConfig:
+    base = dict(n=10, d=30, m=4, n_test=10, steps=5, lr=0.05, eval_every=0, rate_steps=3)
+    return snr.SNRConfig(**{**base, **knobs})
 
 
 def lse(*values: float) -> float:
@@ -15,7 +22,8 @@ def lse(*values: float) -> float:
 
 @pytest.fixture(scope="module")
 def small():
-    return snr.make_data([0, 1], n=12, d=40, snr=0.3, c_mu=3.0, sigma_eps=0.1, n_test=10)
+    cfg = snr.SNRConfig(n=12, d=40, snr=0.3, c_mu=3.0, sigma_eps=0.1, n_test=10)
+    return snr.make_data(cfg, 0, 2)
 
 
 def test_shapes(small):
@@ -24,7 +32,7 @@ def test_shapes(small):
     assert small.x_test.shape == (r, 10, 2, d)
     assert small.y.shape == (r, n) and small.y_test.shape == (r, 10)
     assert set(small.y.unique().tolist()) <= {-1.0, 1.0}
-    h = snr.PatchEncoder(d, 7, [0, 1])
+    h = snr.PatchEncoder(d, 7, 2)
     assert h.weight.shape == (r, 7, d)
     assert h.activations(small.x).shape == (r, n, 2, 7)
     assert h(small.x).shape == (r, n, 7)
@@ -47,40 +55,61 @@ def test_data_model(small):
 
 
 def test_snr_as_defined():
-    data = snr.make_data([0], n=100, d=2000, snr=5 / math.sqrt(2000), sigma_xi=1.0)
+    data = snr.make_data(snr.SNRConfig(), 0, 1)
     assert data.mu.norm().item() == pytest.approx(5.0, rel=1e-6)
     assert data.snr.item() == pytest.approx(5 / (1.0 * math.sqrt(2000)), rel=1e-6)
     assert data.n_snr2.item() == pytest.approx(1.25, rel=1e-5)  # the paper's Fig. 1
-    two = snr.make_data([0], n=10, d=50, snr=0.2, sigma_xi=2.0)
+    two = snr.make_data(snr.SNRConfig(n=10, d=50, snr=0.2, sigma_xi=2.0), 0, 1)
     assert two.mu.norm().item() == pytest.approx(0.2 * 2.0 * math.sqrt(50), rel=1e-6)
     assert snr.snr_for(1.25, n=100) == pytest.approx(5 / math.sqrt(2000))
 
 
 def test_per_replica_snr_and_c_mu():
-    data = snr.make_data([0, 0], n=8, d=20, snr=[0.1, 0.3], c_mu=[1.0, 4.0])
+    cfg = snr.SNRConfig(n=8, d=20)
+    data = snr.make_data(cfg, 0, [0, 0], snr=[0.1, 0.3], c_mu=[1.0, 4.0])
     torch.testing.assert_close(data.snr, torch.tensor([0.1, 0.3]))
     ratio = data.mu_text.norm(dim=-1) / data.mu.norm(dim=-1)
     torch.testing.assert_close(ratio, torch.tensor([1.0, 4.0]))
-    torch.testing.assert_close(data.xi[0], data.xi[1])  # same seed: same noise draws
+    torch.testing.assert_close(data.xi[0], data.xi[1])  # same replica: same noise draws
     with pytest.raises(ValueError, match="snr"):
-        snr.make_data([0, 1], n=8, d=20, snr=[0.1, 0.2, 0.3])
+        snr.make_data(cfg, 0, 2, snr=[0.1, 0.2, 0.3])
+
+
+def test_streams_are_named_and_independent():
+    cfg = snr.SNRConfig(n=50, d=40)
+    data = snr.make_data(cfg, 0, 2)
+    # replicas differ, purposes differ, and the noise is not the initial weights' stream
+    assert not torch.allclose(data.xi[0], data.xi[1])
+    assert not torch.allclose(data.xi[0], data.xi_text[0])
+    w = snr.PatchEncoder(40, 50, 2, 0, sigma0=1.0).weight.detach()
+    corr = torch.corrcoef(torch.stack([w[0].flatten(), data.xi[0].flatten()]))[0, 1]
+    assert abs(corr.item()) < 0.05
+    # the text encoder draws from its own stream
+    g = snr.PatchEncoder(40, 50, 2, 0, sigma0=1.0, purpose="init/encoder_text").weight
+    assert not torch.allclose(w, g.detach())
+    # another seed gives other data
+    assert not torch.allclose(snr.make_data(cfg, 1, 2).xi, data.xi)
 
 
 def test_replicas_equal_runs_alone():
-    kwargs = dict(n=10, d=30, m=4, n_test=10, steps=5, lr=0.05, eval_every=0, progress=False)
-    together = snr.run([3, 4, 5], **kwargs)
-    alone = snr.run([4], **kwargs)
+    cfg = tiny_cfg()
+    together = experiment.run(cfg, 3, [0, 1, 2], progress=False)
+    alone = experiment.run(cfg, 3, [1], progress=False)
     for model in ("single", "multi"):
-        w_all = together.encoders[model].weight.detach()
-        w_one = alone.encoders[model].weight.detach()
+        w_all = together.models[model].encoder.weight.detach()
+        w_one = alone.models[model].encoder.weight.detach()
         torch.testing.assert_close(w_all[1:2], w_one, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(
-            together.histories[model]["loss"][:, 1], alone.histories[model]["loss"][:, 0], rtol=1e-5
+            together.models[model].history["loss"][:, 1],
+            alone.models[model].history["loss"][:, 0],
+            rtol=1e-5,
         )
+    # single- and multimodal image encoders start from the same weights
+    torch.testing.assert_close(together.initial, snr.PatchEncoder(30, 4, 3, 3).weight.detach())
 
 
 def test_encoder_is_shared_bias_free_relu():
-    h = snr.PatchEncoder(3, 2, [0])
+    h = snr.PatchEncoder(3, 2, 1)
     with torch.no_grad():
         h.weight.copy_(torch.tensor([[[1.0, 0.0, 0.0], [0.0, -1.0, 1.0]]]))
     x = torch.tensor([[[[2.0, 1.0, 0.0], [-1.0, 3.0, 1.0]]]])  # one sample, two patches
@@ -109,7 +138,7 @@ def test_stop_gradient_on_second_argument():
     assert a.grad is not None and a.grad.abs().sum() > 0
     assert b.grad is None  # no gradient flows through the second argument
     # the same holds through the encoder: Sim(h(x), sg(h(x'))) differentiates h(x) only
-    h = snr.PatchEncoder(6, 3, [0], sigma0=1.0)
+    h = snr.PatchEncoder(6, 3, 1, sigma0=1.0)
     x, x2 = torch.randn(1, 4, 2, 6), torch.randn(1, 4, 2, 6, requires_grad=True)
     snr.patch_similarity(h.activations(x), h.activations(x2)).sum().backward()
     assert x2.grad is None
@@ -121,10 +150,10 @@ def test_stop_gradient_on_second_argument():
 
 
 def test_multimodal_gradients_split_by_direction(small):
-    h = snr.PatchEncoder(40, 5, [0, 1], sigma0=0.5, stream=1)
-    g = snr.PatchEncoder(40, 5, [0, 1], sigma0=0.5, stream=2)
+    h = snr.PatchEncoder(40, 5, 2, sigma0=0.5)
+    g = snr.PatchEncoder(40, 5, 2, sigma0=0.5, purpose="init/encoder_text")
     a, b = h.activations(small.x), g.activations(small.x_text)
-    mask = snr.opposite_label_mask(small.y)
+    mask = snr.negatives_mask(small.y)
     mmnb_info_nce = snr.info_nce
     mmnb_info_nce(snr.patch_similarity(a, b) / 0.5, mask).sum().backward()  # L(x → x̃)
     assert h.weight.grad.abs().sum() > 0 and g.weight.grad is None
@@ -135,11 +164,22 @@ def test_multimodal_gradients_split_by_direction(small):
     assert g.weight.grad.abs().sum() > 0 and h.weight.grad is None
 
 
-def test_opposite_label_mask():
+def test_negatives_mask():
     y = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    mask = snr.opposite_label_mask(y)[0]
+    mask = snr.negatives_mask(y)[0]
     expected = torch.tensor([[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0]]).bool()
     assert torch.equal(mask, expected)
+    assert snr.negatives_mask(y, "all") is None
+    with pytest.raises(ValueError, match="negatives"):
+        snr.negatives_mask(y, "same_label")
+
+
+def test_fast_activations_equal_the_generic_path(small):
+    h = snr.PatchEncoder(40, 6, 2, sigma0=0.5)
+    fast = snr.signal_noise_activations(h, small.y, small.mu, small.xi)
+    torch.testing.assert_close(fast, h.activations(small.x))
+    fast_text = snr.signal_noise_activations(h, small.y, small.mu_text, small.xi_text)
+    torch.testing.assert_close(fast_text, h.activations(small.x_text))
 
 
 def _tiny():
@@ -179,7 +219,7 @@ def _h(w, patch) -> float:
 def test_single_modal_loss_by_hand():
     data, w, _ = _tiny()
     tau = 0.5
-    h = snr.PatchEncoder(2, 1, [0])
+    h = snr.PatchEncoder(2, 1, 1)
     with torch.no_grad():
         h.weight.copy_(w)
     wv = w[0, 0].tolist()
@@ -194,12 +234,19 @@ def test_single_modal_loss_by_hand():
         negs = [sim(x[i], x[j]) / tau for j in range(4) if y[j] != y[i]]
         total += lse(pos, *negs) - pos
     assert snr.single_modal_loss(h, data, tau).item() == pytest.approx(total / 4, rel=1e-6)
+    # with negatives="all", every other sample is a negative
+    total = 0.0
+    for i in range(4):
+        pos = sim(x[i], xa[i]) / tau
+        total += lse(pos, *[sim(x[i], x[j]) / tau for j in range(4) if j != i]) - pos
+    got = snr.single_modal_loss(h, data, tau, "all").item()
+    assert got == pytest.approx(total / 4, rel=1e-6)
 
 
 def test_multimodal_loss_by_hand():
     data, w, wt = _tiny()
     tau = 0.25
-    h, g = snr.PatchEncoder(2, 1, [0]), snr.PatchEncoder(2, 1, [0], stream=2)
+    h, g = snr.PatchEncoder(2, 1, 1), snr.PatchEncoder(2, 1, 1, purpose="init/encoder_text")
     with torch.no_grad():
         h.weight.copy_(w)
         g.weight.copy_(wt)
@@ -220,7 +267,7 @@ def test_multimodal_loss_by_hand():
 
 def test_same_label_samples_are_not_negatives():
     data, w, _ = _tiny()
-    h = snr.PatchEncoder(2, 1, [0])
+    h = snr.PatchEncoder(2, 1, 1)
     with torch.no_grad():
         h.weight.copy_(w)
     base = snr.single_modal_loss(h, data, 0.5)
@@ -261,26 +308,88 @@ def test_read_outs():
     torch.testing.assert_close(rho[:, 0], torch.zeros(2, 5))
 
 
+def test_coefficients_include_the_initial_weights():
+    w = torch.zeros(1, 2, 3)
+    w[0, 1] = torch.tensor([-3.0, 0.0, 4.0])
+    mu = torch.tensor([[2.0, 0.0, 0.0]])
+    assert snr.signal_coefficient(w, mu).item() == pytest.approx(3.0)
+    xi = torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]])
+    # max_r ⟨w_r, ξ_i⟩/‖ξ_i‖ is 4 for ξ_1 and 0 (neuron 0) for ξ_2
+    assert snr.noise_coefficient(w, xi).item() == pytest.approx(2.0)
+
+
 def test_run_smoke_and_summary():
-    out = snr.run(
-        [0, 1], n=20, d=60, m=6, n_test=20, steps=4, lr=0.05, eval_every=2, progress=False
-    )
+    cfg = tiny_cfg(n=20, d=60, m=6, n_test=20, steps=4, eval_every=2)
+    out = experiment.run(cfg, 0, 2, progress=False)
     for model in ("single", "multi"):
-        hist = out.histories[model]
-        assert {"loss", "signal", "noise", "ood_acc"} <= set(hist.names())
+        hist = out.models[model].history
+        assert {"loss", "signal", "noise", "ood_acc", "signal_coef", "noise_coef"} <= set(
+            hist.names()
+        )
         assert hist["ood_acc"].shape == (3, 2)  # steps 0, 2, 4
-        assert out.final[model]["ood_acc"].shape == (2,)
+        assert out.models[model].final["ood_acc"].shape == (2,)
+    assert out.multi.text_encoder is not None and out.single.text_encoder is None
     summary = out.summary()
     assert {"ood_acc_single", "ood_acc_multi", "train_loss_single", "noise_multi"} <= set(summary)
     with pytest.raises(ValueError, match="models"):
-        snr.run([0], n=4, d=6, steps=1, models=("triple",))
+        experiment.run(cfg, 0, 1, models=("triple",))
 
 
-def test_profiles_resolve():
-    import mmnb
+def test_predicted_rates():
+    rates = experiment.predicted_rates(snr.SNRConfig())
+    # η‖μ‖²/(2τm) = 0.01·25/(2·0.1·50) and ησ_ξ²d/(nτm) = 0.01·2000/(100·0.1·50)
+    assert rates["rate_signal_single"] == pytest.approx(0.025)
+    assert rates["rate_signal_multi"] == pytest.approx(0.075)
+    assert rates["rate_noise_single"] == rates["rate_noise_multi"] == pytest.approx(0.04)
 
-    cfg = mmnb.resolve_profile("book", snr.PROFILES, c_mu=4.0)
+
+def test_growth_rates_recover_a_known_slope():
+    hist = History()
+    for t in range(11):
+        hist.record(
+            t,
+            {
+                "signal_coef": torch.tensor([np.exp(0.03 * t), 2 * np.exp(-0.01 * t)]),
+                "noise_coef": torch.tensor([1.0, np.exp(0.2 * t)]),
+            },
+        )
+    fake = experiment.SNRRun(
+        cfg=tiny_cfg(rate_steps=5),
+        data=None,
+        initial=None,
+        models={"single": experiment.ModelRun("single", hist, None, None)},
+    )
+    rates = experiment.growth_rates(fake)
+    np.testing.assert_allclose(rates["rate_signal_single"], [0.03, -0.01], atol=1e-6)
+    np.testing.assert_allclose(rates["rate_noise_single"], [0.0, 0.2], atol=1e-6)
+
+
+def test_phase_diagram_shapes():
+    cfg = tiny_cfg(
+        steps=3, n_test=40, phase_n_snr2=(0.5, 2.0), phase_c_mu=(1.0, 2.0, 3.0), phase_seeds=2
+    )
+    phase = experiment.phase_diagram(cfg, 0, progress=False)
+    assert phase.acc_multi.shape == phase.acc_single.shape == (2, 3, 2)
+    # the single-modal model does not see C_μ
+    np.testing.assert_array_equal(phase.acc_single[:, 0], phase.acc_single[:, 2])
+    assert phase.gap.shape == (2, 3, 2) and phase.stderr("gap").shape == (2, 3)
+
+
+def test_config_profiles_and_validation():
+    cfg = snr.SNRConfig.from_profile("book", c_mu=4.0)
     assert cfg.c_mu == 4.0 and cfg.n == 100 and cfg.d == 2000
-    assert cfg.snr == pytest.approx(5 / math.sqrt(2000))
+    assert cfg.snr == pytest.approx(5 / math.sqrt(2000)) and cfg.n_snr2 == pytest.approx(1.25)
+    paper = snr.SNRConfig.from_profile("paper")
+    assert paper.phase_seeds > cfg.phase_seeds and paper.d == cfg.d
+    for bad, match in [
+        (dict(snr=-1.0), "snr"),
+        (dict(snr=float("nan")), "snr"),
+        (dict(negatives="same"), "negatives"),
+        (dict(steps=10, rate_steps=20), "rate_steps"),
+        (dict(phase_c_mu=()), "phase_c_mu"),
+        (dict(m=0), "m"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            snr.SNRConfig(**bad)
     with pytest.raises(ValueError, match="profile"):
-        mmnb.resolve_profile("huge", snr.PROFILES)
+        snr.SNRConfig.from_profile("huge")

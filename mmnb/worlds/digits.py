@@ -1,49 +1,59 @@
-"""Colored digits: the ColoredMNIST recipe on real digit images.
+"""Colored digits: the ColoredMNIST recipe on real digit images (chapter 01).
 
 Recipe (Huang et al., 2024, Table 1): 10 classes and 10 colors. Each image keeps its
-digit shape; its observed label is the digit, replaced by a different random class
-with probability `label_noise` (10%). In training the image is painted in the label's
-color c_y with probability `p_color` (77.5%), otherwise in a uniformly random color. At
-test the correlation is reversed: the image is painted in the color of another class,
-c_{9-y}, with the same probability. A model that leans on color therefore fails at test.
+digit shape. Its color is drawn from its *true digit* k: in training the image is
+painted in c_k with probability `digits_p_color` (77.5%), otherwise in a uniformly
+random color. Its observed label is the digit, replaced by a different random class with
+probability `digits_label_noise` (10%), independently of the color. So the color names
+the true digit about 80% of the time and the noisy label about 72% of the time, while
+the shape names the noisy label 90% of the time. In the reversed-color law of the test
+split, digit k is painted in c_{9-k} with the same probability: a model that leans on
+color fails there. Held-out images are also painted with the training law, so a model's
+*color reliance* (accuracy under the training law minus accuracy under the reversed law,
+same images, same labels) can be measured directly.
 
 The caption of the multimodal model is the output of an "ideal language encoder": the
-one-hot code of [digit ⊕ color] (20 numbers) describing what the image shows.
+one-hot code of [digit ⊕ color] (20 numbers) describing what the image shows. It names
+the *true* digit (clean, unlike the noisy labels) unless `digits_noisy_captions`; the
+caption "digit" names the digit only (its color half is zero).
 
 Images come from scikit-learn's `load_digits` (1,797 images of 8×8 pixels, shipped
 with scikit-learn, offline; fixed split: the first 1,200 for training, the rest for
 testing) or from MNIST through torchvision (profile "paper"; needs torchvision and a
 download the first time). Grey images are stored once; colors and noisy labels are
-drawn per replica from its seed, and the images are painted on the fly.
+drawn per replica from the streams (seed, "digits/…", r), and images are painted on the
+fly. The training runs live in `mmnb.worlds.digits_experiment`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from mmnb.losses import symmetric_info_nce
-from mmnb.nets import MLP, ReplicaLinear
-from mmnb.params import check_choice, check_range
-from mmnb.probes import linear_probe
-from mmnb.train import train
+from mmnb.config import WorldConfig, check_choice, knob
+from mmnb.nets import Replicas, replica_ids
+from mmnb.runtime import Stream, stream
 
 __all__ = [
+    "CAPTIONS",
     "COLORS",
     "ColoredDigits",
     "DataUnavailable",
+    "DigitsConfig",
     "augment",
     "load_grey",
     "make_colored_digits",
     "paint",
-    "run",
 ]
 
 N_CLASSES = 10
+SOURCES = ("sklearn", "mnist")
+CAPTIONS = ("digit_color", "digit")
 
 # Ten well-separated RGB colors; class k is associated with COLORS[k] in training.
 COLORS = torch.tensor(
@@ -61,7 +71,24 @@ COLORS = torch.tensor(
     ]
 )
 
-SOURCES = ("sklearn", "mnist")
+
+@dataclass(frozen=True)
+class DigitsConfig(WorldConfig):
+    """The colored-digits experiment of chapter 01 (knob names start with `digits_`)."""
+
+    PAPER: ClassVar[dict] = {"digits_source": "mnist", "digits_batch_size": 512}
+
+    digits_source: str = knob("sklearn", choices=(*SOURCES, "none"), doc="images ('none': skip)")
+    digits_steps: int = knob(1000, low=1, high=200_000, doc="Adam steps of each model")
+    digits_batch_size: int = knob(256, low=2, high=60_000, doc="minibatch size")
+    digits_lr: float = knob(1e-3, low=1e-6, high=1.0, doc="Adam learning rate")
+    digits_tau: float = knob(0.1, low=1e-3, high=10.0, doc="temperature of the InfoNCE loss")
+    digits_hidden: int = knob(256, low=1, high=100_000, doc="hidden ReLU units of the MLP")
+    digits_p_color: float = knob(0.775, low=0.0, high=1.0, doc="P(painted in c_digit)")
+    digits_label_noise: float = knob(0.1, low=0.0, high=1.0, doc="P(label replaced)")
+    digits_min_scale: float = knob(0.5, low=0.05, high=1.0, doc="smallest crop area")
+    digits_noisy_captions: bool = knob(False, doc="captions name the noisy label")
+    digits_text_encoder: str = knob("onehot", choices=("onehot", "linear"), doc="caption map")
 
 
 class DataUnavailable(RuntimeError):
@@ -93,8 +120,6 @@ def load_grey(source: str = "sklearn", root: str | None = None) -> dict[str, Ten
             "digits_source='mnist' needs torchvision (pip install torchvision); "
             "use digits_source='sklearn' for the offline 8x8 digits"
         ) from err
-    import os
-
     root = root or os.environ.get("MMNB_DATA", os.path.expanduser("~/.cache/mmnb"))
     out = {}
     for split, is_train in [("train", True), ("test", False)]:
@@ -108,6 +133,15 @@ def load_grey(source: str = "sklearn", root: str | None = None) -> dict[str, Ten
         out[f"{split}_images"] = ds.data.float() / 255.0
         out[f"{split}_digits"] = ds.targets.long()
     return out
+
+
+def _take(values: Tensor, index: Tensor | None) -> Tensor:
+    """`values [R, N]` at `index`: `[N']` shared by the replicas or `[R, N']`, one row each."""
+    if index is None:
+        return values
+    if index.ndim == 1:
+        return values[:, index]
+    return values.gather(1, index)
 
 
 @dataclass
@@ -124,25 +158,32 @@ class ColoredDigits:
         return self.label.shape[0]
 
     def images(self, index: Tensor | None = None) -> Tensor:
-        """Painted images `[R, N, 3, H, W]` (optionally only the samples `index`)."""
-        grey = self.grey if index is None else self.grey[index]
-        color = self.color if index is None else self.color[:, index]
-        return paint(grey, color)
+        """Painted images `[R, N, 3, H, W]` (optionally only the samples `index`, `[N']`
+        or one row per replica `[R, N']`)."""
+        if index is None or index.ndim == 1:
+            grey = self.grey if index is None else self.grey[index]
+            return paint(grey, _take(self.color, index))
+        rgb = COLORS.to(self.grey.device)[_take(self.color, index)]  # [R, N', 3]
+        return self.grey[index][:, :, None] * rgb[..., None, None]
 
-    def captions(self, index: Tensor | None = None, noisy: bool = False) -> Tensor:
+    def captions(
+        self, index: Tensor | None = None, noisy: bool = False, caption: str = "digit_color"
+    ) -> Tensor:
         """One-hot [digit ⊕ color], `[R, N, 20]`: the ideal language encoder's output.
 
-        The caption describes the image: its digit and its color. `noisy=True` writes the
-        noisy label instead of the digit (a caption that repeats the annotation error).
+        The caption names the true digit, or the noisy label with `noisy=True` (a caption
+        that repeats the annotation error); `caption="digit"` leaves the color half zero.
         """
+        check_choice("caption", caption, CAPTIONS)
         digit = self.label if noisy else self.digit.expand_as(self.label)
-        digit = digit if index is None else digit[:, index]
-        color = self.color if index is None else self.color[:, index]
         one = torch.nn.functional.one_hot
-        return torch.cat([one(digit, N_CLASSES), one(color, N_CLASSES)], -1).float()
+        color = one(_take(self.color, index), N_CLASSES)
+        if caption == "digit":
+            color = torch.zeros_like(color)
+        return torch.cat([one(_take(digit, index), N_CLASSES), color], -1).float()
 
     def color_agreement(self) -> Tensor:
-        """Fraction of samples painted in their label's training color c_y, per replica."""
+        """Fraction of samples painted in their (noisy) label's training color, per replica."""
         return (self.color == self.label).float().mean(-1)
 
     def label_noise_rate(self) -> Tensor:
@@ -156,67 +197,76 @@ def paint(grey: Tensor, color: Tensor) -> Tensor:
     return grey[None, :, None] * rgb[..., None, None]
 
 
-def _colorize(
-    digits: Tensor,
-    seed: int,
-    p_color: float,
-    label_noise: float,
-    reverse: bool,
-    stream: int,
-) -> tuple[Tensor, Tensor]:
-    """Noisy labels and colors of one replica (CPU generator, so every device agrees)."""
-    gen = torch.Generator().manual_seed(8 * int(seed) + stream)
+def _labels(digits: Tensor, noise: float, rng: Stream) -> Tensor:
     n = digits.shape[0]
-    flip = torch.rand(n, generator=gen) < label_noise
-    other = (digits + torch.randint(1, N_CLASSES, (n,), generator=gen)) % N_CLASSES
-    label = torch.where(flip, other, digits)
+    flip = rng.rand(n) < noise
+    other = (digits + rng.randint(N_CLASSES - 1, (n,)) + 1) % N_CLASSES
+    return torch.where(flip, other, digits)
+
+
+def _colors(digits: Tensor, p_color: float, reverse: bool, rng: Stream) -> Tensor:
+    n = digits.shape[0]
     target = (N_CLASSES - 1 - digits) if reverse else digits
-    keep = torch.rand(n, generator=gen) < p_color
-    random_color = torch.randint(0, N_CLASSES, (n,), generator=gen)
-    return label, torch.where(keep, target, random_color)
+    keep = rng.rand(n) < p_color
+    return torch.where(keep, target, rng.randint(N_CLASSES, (n,)))
 
 
 def make_colored_digits(
-    seeds: Sequence[int],
-    source: str = "sklearn",
-    p_color: float = 0.775,
-    label_noise: float = 0.1,
+    cfg: DigitsConfig,
+    seed: int,
+    replicas: Replicas,
     device: torch.device | str = "cpu",
     grey: dict[str, Tensor] | None = None,
-) -> tuple[ColoredDigits, ColoredDigits]:
-    """The training split (colors correlated with labels) and the reversed-color test split."""
-    check_range("p_color", p_color, 0.0, 1.0)
-    check_range("label_noise", label_noise, 0.0, 1.0)
-    grey = grey if grey is not None else load_grey(source)
-    splits = []
-    for split, reverse, stream in [("train", False, 0), ("test", True, 1)]:
+) -> dict[str, ColoredDigits]:
+    """The splits of every replica: `train` (training color law), `test` (held-out images,
+    reversed law) and `test_same` (the same held-out images and labels, training law).
+
+    Replica r draws its labels and colors on the CPU from the streams
+    (seed, "digits/<split>/label" or "…/color", r).
+    """
+    grey = grey if grey is not None else load_grey(cfg.digits_source)
+    ids = replica_ids(replicas)
+    out = {}
+    for name, split, reverse in [
+        ("train", "train", False),
+        ("test", "test", True),
+        ("test_same", "test", False),
+    ]:
         digits = grey[f"{split}_digits"]
-        pairs = [_colorize(digits, s, p_color, label_noise, reverse, stream) for s in seeds]
-        splits.append(
-            ColoredDigits(
-                grey=grey[f"{split}_images"].to(device),
-                digit=digits.to(device),
-                label=torch.stack([p[0] for p in pairs]).to(device),
-                color=torch.stack([p[1] for p in pairs]).to(device),
+        labels = [
+            _labels(digits, cfg.digits_label_noise, stream(seed, f"digits/{split}/label", r))
+            for r in ids
+        ]
+        law = "reversed" if reverse else "train_law"
+        colors = [
+            _colors(
+                digits, cfg.digits_p_color, reverse, stream(seed, f"digits/{split}/color/{law}", r)
             )
+            for r in ids
+        ]
+        out[name] = ColoredDigits(
+            grey=grey[f"{split}_images"].to(device),
+            digit=digits.to(device),
+            label=torch.stack(labels).to(device),
+            color=torch.stack(colors).to(device),
         )
-    return splits[0], splits[1]
+    return out
 
 
-def augment(images: Tensor, gens: Sequence[torch.Generator], min_scale: float = 0.5) -> Tensor:
+def augment(images: Tensor, streams: Sequence[Stream], min_scale: float = 0.5) -> Tensor:
     """SimCLR's random resized crop without its color transforms, on `[R, N, 3, H, W]`.
 
     Each image is cropped to a random box covering a fraction in [`min_scale`, 1] of its
     area (aspect ratio in [3/4, 4/3], random position, zero padding outside) and resized
     back to H×W; its brightness is scaled by a factor in [0.6, 1.4]. Hue, the
     information the colored-digit test is about, is untouched: no color jitter, no
-    grayscale. Replica r draws its randomness from `gens[r]`.
+    grayscale. Replica r draws its randomness from `streams[r]` (on the CPU).
     """
     r, n, c, h, w = images.shape
     dev = images.device
-    u = torch.cat([torch.rand(5, n, generator=g, device=dev) for g in gens], 1)
+    u = torch.cat([s.rand(5, n) for s in streams], 1).to(dev)
     area = min_scale + (1 - min_scale) * u[0]
-    log_ratio = (2 * u[1] - 1) * np.log(4 / 3)
+    log_ratio = (2 * u[1] - 1) * torch.log(torch.tensor(4 / 3))
     sx = (area * log_ratio.exp()).sqrt().clamp(max=1.0)
     sy = (area / log_ratio.exp()).sqrt().clamp(max=1.0)
     tx, ty = (2 * u[2] - 1) * (1 - sx), (2 * u[3] - 1) * (1 - sy)
@@ -227,112 +277,3 @@ def augment(images: Tensor, gens: Sequence[torch.Generator], min_scale: float = 
     out = torch.nn.functional.grid_sample(flat, grid, align_corners=False)
     scale = 0.6 + 0.8 * u[4]
     return (out * scale[:, None, None, None]).reshape(r, n, c, h, w)
-
-
-def _features(encoder: MLP, split: ColoredDigits, chunk: int = 4096) -> Tensor:
-    with torch.no_grad():
-        n = split.grey.shape[0]
-        parts = []
-        for start in range(0, n, chunk):
-            idx = torch.arange(start, min(n, start + chunk), device=split.grey.device)
-            parts.append(encoder(split.images(idx).flatten(2)))
-        return torch.cat(parts, 1)
-
-
-def _probe(encoder: MLP, train_split: ColoredDigits, test_split: ColoredDigits) -> dict:
-    ftr, fte = _features(encoder, train_split), _features(encoder, test_split)
-    out = linear_probe(ftr, train_split.label, fte, test_split.label, max_iter=1000)
-    return {k: out[k] for k in ("train_acc", "test_acc")}
-
-
-def run(
-    seeds: Sequence[int],
-    *,
-    source: str = "sklearn",
-    steps: int = 300,
-    lr: float = 1e-3,
-    tau: float = 0.1,
-    hidden: int = 256,
-    out_dim: int = 2 * N_CLASSES,
-    batch_size: int | None = 256,
-    p_color: float = 0.775,
-    label_noise: float = 0.1,
-    noisy_captions: bool = False,
-    text_encoder: str = "onehot",
-    min_scale: float = 0.5,
-    device: torch.device | str = "cpu",
-    progress: bool | None = None,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Train SimCLR (single-modal) and CLIP (image + caption) encoders, probe them.
-
-    Both image encoders are the same MLP (one hidden ReLU layer), trained with Adam on
-    the symmetric InfoNCE loss with cosine similarity and temperature `tau`; single-modal
-    positives are two augmented views of an image, multimodal positives an image and its
-    caption. The caption is the one-hot [digit ⊕ color] used directly as the text embedding
-    (`text_encoder="onehot"`, the ideal language encoder) or through a learned linear map
-    (`"linear"`). Augmentation: `augment` with `min_scale`. `batch_size=None` trains
-    full-batch. Returns, per model, the linear-probe
-    accuracy (fitted on frozen training features) on the training split (`train_acc`)
-    and on the reversed-color test split (`test_acc`), one value per replica.
-    """
-    check_choice("text_encoder", text_encoder, ("onehot", "linear"))
-    if text_encoder == "onehot" and out_dim != 2 * N_CLASSES:
-        raise ValueError(f"out_dim={out_dim!r}: the one-hot caption needs out_dim={2 * N_CLASSES}")
-    device = torch.device(device)
-    train_split, test_split = make_colored_digits(seeds, source, p_color, label_noise, device)
-    n_train, (h, w) = train_split.grey.shape[0], train_split.grey.shape[1:]
-    in_dim, r = 3 * h * w, len(seeds)
-    seed0 = int(seeds[0])
-    if list(seeds) != list(range(seed0, seed0 + r)):
-        raise ValueError(f"seeds={list(seeds)!r} must be consecutive (seed, seed + 1, ...)")
-    out = {}
-    for model in ("single", "multi"):
-        # replica r of MLP(seed=s) is initialised from s + r = seeds[r]
-        image_enc = MLP(in_dim, [hidden], out_dim, r, seed=seed0, device=device)
-        text_enc = None
-        if model == "multi" and text_encoder == "linear":
-            text_enc = ReplicaLinear(2 * N_CLASSES, out_dim, r, seed=seed0 + 50_000, device=device)
-        gens = [torch.Generator(device=device).manual_seed(8 * int(s) + 2) for s in seeds]
-        objective = _objective(
-            model, image_enc, text_enc, train_split, gens, min_scale, tau, noisy_captions
-        )
-        params = [image_enc] if text_enc is None else [image_enc, text_enc]
-        train(
-            objective,
-            params,
-            steps,
-            optimizer="adam",
-            lr=lr,
-            n_samples=n_train,
-            batch_size=batch_size,
-            seed=seed0,
-            progress=progress,
-            desc=f"digits {model}",
-        )
-        out[model] = _probe(image_enc, train_split, test_split)
-    return out
-
-
-def _objective(
-    model: str,
-    image_enc: MLP,
-    text_enc: ReplicaLinear | None,
-    split: ColoredDigits,
-    gens: Sequence[torch.Generator],
-    min_scale: float,
-    tau: float,
-    noisy_captions: bool,
-):
-    """SimCLR (two augmented views) or CLIP (augmented image, caption) on a minibatch."""
-
-    def objective(batch: Tensor | None) -> Tensor:
-        images = split.images(batch)
-        u = image_enc(augment(images, gens, min_scale).flatten(2))
-        if model == "single":
-            v = image_enc(augment(images, gens, min_scale).flatten(2))
-        else:
-            v = split.captions(batch, noisy_captions)
-            v = v if text_enc is None else text_enc(v)
-        return symmetric_info_nce(u, v, tau, kind="cosine")
-
-    return objective

@@ -14,134 +14,47 @@ h(x) = [Σ_p ReLU(⟨w_r, x^(p)⟩)]_r, and the similarity pairs patch p with pa
 averages over neurons and stops the gradient through its second argument:
 Sim(x, x') = (1/m) Σ_r Σ_p h_r(x^(p)) · sg(h_r(x'^(p))).
 
-Everything carries a leading replica axis R: replica r has its own data and its own
-initial weights, both drawn from its seed, so it equals the same seed trained alone.
+`SNRConfig` holds every setting of the chapter. Everything carries a leading replica
+axis R: replica r draws its data from the streams (seed, "data/...", r) and its initial
+weights from (seed, "init/...", r), so it equals the same replica trained alone. The
+training runs live in `mmnb.worlds.snr_experiment`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmnb.config import WorldConfig, check_range, knob
 from mmnb.losses import info_nce
-from mmnb.params import check_choice, check_range
-from mmnb.probes import linear_probe
-from mmnb.train import History, train
+from mmnb.nets import Replicas, replica_ids, replica_parameter
+from mmnb.runtime import stream
 
 __all__ = [
-    "PROFILES",
+    "NEGATIVES",
     "PatchEncoder",
+    "SNRConfig",
     "SNRData",
-    "SNRRun",
-    "check_config",
     "make_data",
     "multimodal_loss",
+    "negatives_mask",
+    "noise_coefficient",
     "noise_memorization",
-    "opposite_label_mask",
     "patch_similarity",
-    "phase_diagram",
-    "run",
-    "run_kwargs",
+    "signal_coefficient",
     "signal_learning",
+    "signal_noise_activations",
     "single_modal_loss",
     "snr_for",
 ]
 
-# The paper's Fig. 1 setting (d, n, m, η, steps, ‖μ‖ = 5, ‖μ̃‖ = 15, ‖ν‖ = 2, σ_ε) is the
-# default of both profiles; τ and σ_0 are not given in the paper and are our choice.
-_FIG1 = {
-    "snr": 5.0 / math.sqrt(2000),  # ‖μ‖ = 5 with σ_ξ = 1, d = 2000
-    "c_mu": 3.0,
-    "n": 100,
-    "d": 2000,
-    "m": 50,
-    "n_test": 200,
-    "steps": 200,
-    "lr": 0.01,
-    "tau": 0.1,
-    "sigma0": 0.01,
-    "sigma_xi": 1.0,
-    "sigma_eps": 0.1,
-    "nu_norm": 2.0,
-}
-
-PROFILES = {
-    "book": {
-        **_FIG1,
-        "n_seeds": 5,
-        "eval_every": 10,
-        "threads": None,
-        "phase_diagram": True,
-        "phase_n_snr2": (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
-        "phase_c_mu": (1.0, 1.5, 2.0, 2.66, 3.5, 5.0),
-        "phase_seeds": 2,
-        "digits_source": "sklearn",
-        "digits_steps": 4000,
-        "digits_batch_size": 256,
-        "theory_checks": True,
-    },
-    "paper": {
-        **_FIG1,
-        "n_seeds": 10,
-        "eval_every": 5,
-        "threads": None,
-        "phase_diagram": True,
-        "phase_n_snr2": (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 6.0),
-        "phase_c_mu": (0.5, 1.0, 1.5, 2.0, 2.66, 3.0, 4.0, 5.0, 7.0),
-        "phase_seeds": 5,
-        "digits_source": "mnist",
-        "digits_steps": 3000,
-        "digits_batch_size": 512,
-        "theory_checks": True,
-    },
-}
-
-
-_RUN_KNOBS = (
-    "snr",
-    "c_mu",
-    "n",
-    "d",
-    "m",
-    "n_test",
-    "steps",
-    "lr",
-    "tau",
-    "sigma0",
-    "sigma_xi",
-    "sigma_eps",
-    "nu_norm",
-)
-
-
-def check_config(cfg: SimpleNamespace) -> None:
-    """Raise a `ValueError` naming the first knob of `cfg` that is out of range."""
-    check_range("n_seeds", cfg.n_seeds, 1, 256, integer=True)
-    check_range("snr", cfg.snr, 1e-4, 10.0)
-    check_range("c_mu", cfg.c_mu, 0.0, 100.0)
-    check_range("n", cfg.n, 4, 100_000, integer=True)
-    check_range("d", cfg.d, 3, 1_000_000, integer=True)
-    check_range("m", cfg.m, 1, 10_000, integer=True)
-    check_range("steps", cfg.steps, 1, 1_000_000, integer=True)
-    check_range("lr", cfg.lr, 1e-8, 100.0)
-    check_range("tau", cfg.tau, 1e-3, 100.0)
-    check_range("sigma0", cfg.sigma0, 0.0, 10.0)
-    check_range("sigma_eps", cfg.sigma_eps, 0.0, 100.0)
-    check_range("nu_norm", cfg.nu_norm, 0.0, 1000.0)
-    check_choice("phase_diagram", cfg.phase_diagram, [True, False])
-    check_choice("theory_checks", cfg.theory_checks, [True, False])
-    check_range("digits_steps", cfg.digits_steps, 1, 1_000_000, integer=True)
-
-
-def run_kwargs(cfg: SimpleNamespace) -> dict:
-    """The keyword arguments of `run` taken from a resolved profile."""
-    return {name: getattr(cfg, name) for name in _RUN_KNOBS}
+NEGATIVES = ("opposite_label", "all")
 
 
 def snr_for(n_snr2: float, n: int) -> float:
@@ -149,18 +62,65 @@ def snr_for(n_snr2: float, n: int) -> float:
     return math.sqrt(n_snr2 / n)
 
 
-def _per_replica(name: str, value: float | Sequence[float], n_replicas: int) -> list[float]:
-    values = [float(value)] * n_replicas if np.ndim(value) == 0 else [float(v) for v in value]
-    if len(values) != n_replicas:
-        raise ValueError(f"{name} has {len(values)} values for {n_replicas} seeds")
-    for v in values:
-        check_range(name, v, 0.0, None)
-    return values
+@dataclass(frozen=True)
+class SNRConfig(WorldConfig):
+    """The settings of chapter 01. Defaults: the paper's Fig. 1 ("book" profile).
 
+    τ and σ_0 are not given in the paper; they are our choice.
+    """
 
-def _generator(seed: int, stream: int, device: torch.device) -> torch.Generator:
-    """Independent random streams per seed: 0 data, 1 encoder h, 2 encoder g."""
-    return torch.Generator(device=device).manual_seed(4 * int(seed) + stream)
+    PAPER: ClassVar[dict] = {
+        "eval_every": 5,
+        "phase_n_snr2": (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 6.0),
+        "phase_c_mu": (0.5, 1.0, 1.5, 2.0, 2.66, 3.0, 4.0, 5.0, 7.0),
+        "phase_seeds": 5,
+    }
+
+    # the data model
+    snr: float = knob(5.0 / math.sqrt(2000), low=1e-4, high=10.0, doc="‖μ‖ / (σ_ξ √d)")
+    c_mu: float = knob(3.0, low=0.0, high=100.0, doc="C_μ = ‖μ̃‖ / ‖μ‖")
+    n: int = knob(100, low=4, high=100_000, doc="training samples")
+    d: int = knob(2000, low=3, high=1_000_000, doc="patch dimension")
+    n_test: int = knob(200, low=4, high=1_000_000, doc="OOD test samples")
+    sigma_xi: float = knob(1.0, low=1e-6, high=100.0, doc="noise scale σ_ξ")
+    sigma_eps: float = knob(0.1, low=0.0, high=100.0, doc="augmentation noise σ_ε")
+    nu_norm: float = knob(2.0, low=0.0, high=1000.0, doc="‖ν‖, the OOD test signal along μ")
+    # the network and its training
+    m: int = knob(50, low=1, high=10_000, doc="ReLU neurons")
+    sigma0: float = knob(0.01, low=0.0, high=10.0, doc="initialization scale σ_0")
+    steps: int = knob(200, low=1, high=200_000, doc="full-batch gradient steps")
+    lr: float = knob(0.01, low=1e-8, high=100.0, doc="step size η")
+    tau: float = knob(0.1, low=1e-3, high=100.0, doc="temperature τ")
+    negatives: str = knob("opposite_label", choices=NEGATIVES, doc="which samples are negatives")
+    eval_every: int = knob(10, low=0, high=200_000, doc="steps between OOD probes (0: end)")
+    rate_steps: int = knob(20, low=2, high=200_000, doc="early steps of the growth-rate fit")
+    # the negative control: the same run at a large n·SNR²
+    control_n_snr2: float = knob(8.0, low=1e-4, high=1e4, doc="n·SNR² of the control run")
+    # the phase diagram
+    phase_diagram: bool = knob(True, doc="run the phase diagram")
+    phase_n_snr2: tuple = knob((0.25, 0.5, 1.0, 2.0, 4.0), low=1e-4, high=1e4, doc="n·SNR² grid")
+    phase_c_mu: tuple = knob((1.0, 1.5, 2.25, 3.4, 5.0), low=0.0, high=100.0, doc="C_μ grid")
+    phase_seeds: int = knob(3, low=1, high=64, doc="replicas per grid point")
+    theory_checks: bool = knob(True, doc="assert the theory's predictions")
+
+    def check(self) -> None:
+        if self.rate_steps > self.steps:
+            raise ValueError(
+                f"rate_steps={self.rate_steps} must not exceed steps={self.steps}; "
+                f"allowed: an integer in [2, {self.steps}]"
+            )
+        for name in ("phase_n_snr2", "phase_c_mu"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}=(): give at least one grid value")
+
+    @property
+    def mu_norm(self) -> float:
+        """‖μ‖ = SNR · σ_ξ · √d."""
+        return self.snr * self.sigma_xi * math.sqrt(self.d)
+
+    @property
+    def n_snr2(self) -> float:
+        return self.n * self.snr**2
 
 
 # ----------------------------------------------------------------------------- data
@@ -205,58 +165,63 @@ class SNRData:
         return self.x.shape[1] * self.snr**2
 
 
+def _per_replica(name: str, value: float | Sequence[float], n_replicas: int) -> list[float]:
+    values = [float(value)] * n_replicas if np.ndim(value) == 0 else [float(v) for v in value]
+    if len(values) != n_replicas:
+        raise ValueError(f"{name} has {len(values)} values for {n_replicas} replicas")
+    for v in values:
+        check_range(name, v, 0.0, None)
+    return values
+
+
 def make_data(
-    seeds: Sequence[int],
-    n: int = 100,
-    d: int = 2000,
-    snr: float | Sequence[float] = 5.0 / math.sqrt(2000),
-    c_mu: float | Sequence[float] = 3.0,
-    sigma_xi: float = 1.0,
-    sigma_eps: float = 0.1,
-    nu_norm: float = 2.0,
-    n_test: int = 200,
+    cfg: SNRConfig,
+    seed: int,
+    replicas: Replicas,
     device: torch.device | str = "cpu",
+    snr: float | Sequence[float] | None = None,
+    c_mu: float | Sequence[float] | None = None,
 ) -> SNRData:
-    """Draw one data set per seed (replica); `snr` and `c_mu` may differ per replica.
+    """Draw one data set per replica; `snr` and `c_mu` (default: the config's) may be
+    given per replica.
 
-    μ = ‖μ‖ e_1 with ‖μ‖ = SNR·σ_ξ√d, μ̃ = C_μ‖μ‖ e_2 and ν = ‖ν‖ e_1.
+    μ = ‖μ‖ e_1 with ‖μ‖ = SNR·σ_ξ√d, μ̃ = C_μ‖μ‖ e_2 and ν = ‖ν‖ e_1. Replica r draws
+    labels, noises, augmentation and test set from its own streams (seed, "data/…", r),
+    on the CPU, so the data do not depend on the device (nor on `snr` or `c_mu`: the
+    replicas of a grid share their noise draws).
     """
-    check_range("n", n, 2, None, integer=True)
-    check_range("d", d, 3, None, integer=True)
-    check_range("n_test", n_test, 2, None, integer=True)
-    for name, value in [("sigma_xi", sigma_xi), ("sigma_eps", sigma_eps), ("nu_norm", nu_norm)]:
-        check_range(name, value, 0.0, None)
-    device = torch.device(device)
-    n_rep = len(seeds)
-    snrs, cs = _per_replica("snr", snr, n_rep), _per_replica("c_mu", c_mu, n_rep)
-    eye = torch.eye(d, device=device)
-    keys = ("y", "x", "xa", "xt", "yt", "xte", "mu", "mt")
-    parts: dict[str, list[Tensor]] = {k: [] for k in keys}
-    for seed, s, c in zip(seeds, snrs, cs, strict=True):
-        gen = _generator(seed, 0, device)
+    ids = replica_ids(replicas)
+    snrs = _per_replica("snr", cfg.snr if snr is None else snr, len(ids))
+    cs = _per_replica("c_mu", cfg.c_mu if c_mu is None else c_mu, len(ids))
+    n, d, n_test, s_xi = cfg.n, cfg.d, cfg.n_test, cfg.sigma_xi
+    eye = torch.eye(d)
 
-        def normal(*shape: int, gen: torch.Generator = gen) -> Tensor:
-            return torch.randn(*shape, generator=gen, device=device)
+    def labels(purpose: str, r: int, k: int) -> Tensor:
+        return 2.0 * stream(seed, purpose, r).randint(2, (k,)).float() - 1.0
 
-        def labels(k: int, gen: torch.Generator = gen) -> Tensor:
-            bits = torch.randint(0, 2, (k,), generator=gen, device=device)
-            return 2.0 * bits.float() - 1.0
+    def normal(purpose: str, r: int, *shape: int) -> Tensor:
+        return stream(seed, purpose, r).randn(*shape)
 
-        mu = s * sigma_xi * math.sqrt(d) * eye[0]
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("y", "x", "xa", "xt", "yt", "xte", "mt")}
+    mus = []
+    for r, s, c in zip(ids, snrs, cs, strict=True):
+        mu = s * s_xi * math.sqrt(d) * eye[0]
         mu_text = c * mu.norm() * eye[1]
-        y, y_test = labels(n), labels(n_test)
-        xi, xi_text = sigma_xi * normal(n, d), sigma_xi * normal(n, d)
-        eps, zeta = sigma_eps * normal(n, d), sigma_xi * normal(n_test, d)
+        y, y_test = labels("data/train/label", r, n), labels("data/test/label", r, n_test)
+        xi = s_xi * normal("data/train/noise", r, n, d)
+        xi_text = s_xi * normal("data/train/noise_text", r, n, d)
+        eps = cfg.sigma_eps * normal("data/train/augment", r, n, d)
+        zeta = s_xi * normal("data/test/noise", r, n_test, d)
         sig = y[:, None] * mu
         parts["y"].append(y)
         parts["x"].append(torch.stack([sig, xi], 1))
         parts["xa"].append(torch.stack([sig, xi + eps], 1))
         parts["xt"].append(torch.stack([y[:, None] * mu_text, xi_text], 1))
         parts["yt"].append(y_test)
-        parts["xte"].append(torch.stack([y_test[:, None] * nu_norm * eye[0], zeta], 1))
-        parts["mu"].append(mu)
+        parts["xte"].append(torch.stack([y_test[:, None] * cfg.nu_norm * eye[0], zeta], 1))
         parts["mt"].append(mu_text)
-    st = {k: torch.stack(v) for k, v in parts.items()}
+        mus.append(mu)
+    st = {k: torch.stack(v).to(device) for k, v in parts.items()}
     return SNRData(
         y=st["y"],
         x=st["x"],
@@ -264,10 +229,10 @@ def make_data(
         x_text=st["xt"],
         y_test=st["yt"],
         x_test=st["xte"],
-        mu=st["mu"],
+        mu=torch.stack(mus).to(device),
         mu_text=st["mt"],
-        nu=(nu_norm * eye[0]).expand(n_rep, d).clone(),
-        sigma_xi=float(sigma_xi),
+        nu=(cfg.nu_norm * eye[0]).expand(len(ids), d).clone().to(device),
+        sigma_xi=float(s_xi),
     )
 
 
@@ -277,27 +242,25 @@ def make_data(
 class PatchEncoder(nn.Module):
     """m bias-free ReLU neurons shared across patches, with R replicas: weight `[R, m, d]`.
 
-    Replica r is initialised w_r ~ N(0, σ_0² I) from its own seed (stream `stream`).
+    Replica r is initialised w_r ~ N(0, σ_0² I) from the stream (seed, `purpose`, r).
     """
 
     def __init__(
         self,
         d: int,
         m: int,
-        seeds: Sequence[int],
+        replicas: Replicas,
+        seed: int = 0,
         sigma0: float = 0.01,
-        stream: int = 1,
+        purpose: str = "init/encoder_image",
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__()
         check_range("m", m, 1, None, integer=True)
         check_range("sigma0", sigma0, 0.0, None)
-        device = torch.device(device)
-        w = [
-            sigma0 * torch.randn(m, d, generator=_generator(s, stream, device), device=device)
-            for s in seeds
-        ]
-        self.weight = nn.Parameter(torch.stack(w))
+        self.weight = replica_parameter(
+            lambda gen: sigma0 * torch.randn(m, d, generator=gen), replicas, seed, purpose, device
+        )
 
     @property
     def m(self) -> int:
@@ -305,7 +268,9 @@ class PatchEncoder(nn.Module):
 
     def activations(self, x: Tensor) -> Tensor:
         """h_r(x^(p)) = ReLU(⟨w_r, x^(p)⟩) for every patch: `[R, N, P, d]` → `[R, N, P, m]`."""
-        return torch.relu(torch.einsum("rnpd,rmd->rnpm", x, self.weight))
+        r, n, p, d = x.shape
+        flat = torch.bmm(x.reshape(r, n * p, d), self.weight.transpose(1, 2))
+        return torch.relu(flat).view(r, n, p, -1)
 
     def forward(self, x: Tensor) -> Tensor:
         """The embedding h(x) = Σ_p h(x^(p)), `[R, N, m]`."""
@@ -317,36 +282,52 @@ def patch_similarity(a: Tensor, b: Tensor) -> Tensor:
 
     The gradient flows only through the first argument (stop-gradient on `b`).
     """
-    return torch.einsum("rnpk,rjpk->rnj", a, b.detach()) / a.shape[-1]
+    a2, b2 = a.flatten(-2), b.detach().flatten(-2)
+    return torch.matmul(a2, b2.transpose(-1, -2)) / a.shape[-1]
 
 
-def opposite_label_mask(y: Tensor) -> Tensor:
-    """`mask[r, i, j]` is True where y_j ≠ y_i: the negatives of anchor i."""
-    return y[..., :, None] != y[..., None, :]
+def negatives_mask(y: Tensor, negatives: str = "opposite_label") -> Tensor | None:
+    """`mask[r, i, j]` is True where x_j is a negative of anchor i: y_j ≠ y_i for
+    "opposite_label" (the paper's loss); every other sample for "all" (`None`)."""
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives={negatives!r} is not allowed; choose one of {list(NEGATIVES)}")
+    return y[..., :, None] != y[..., None, :] if negatives == "opposite_label" else None
 
 
-def single_modal_loss(h: PatchEncoder, data: SNRData, tau: float) -> Tensor:
-    """InfoNCE with positive (x_i, x̂_i) and the opposite-label samples x_j as negatives.
+def signal_noise_activations(enc: PatchEncoder, y: Tensor, mu: Tensor, noise: Tensor) -> Tensor:
+    """`enc.activations([y·μ, noise])` without forming the signal patch, `[R, N, 2, m]`.
 
-    Returns one loss per replica, `[R]`.
+    The signal patch of sample i is y_i·μ, so ⟨w_r, y_i μ⟩ = y_i ⟨w_r, μ⟩: one product
+    per neuron instead of one per sample (half the work of the generic path).
     """
-    a = h.activations(data.x)
-    a_aug = h.activations(data.x_aug)
+    signal = torch.relu(y[..., None] * torch.bmm(enc.weight, mu[..., None])[..., 0][:, None, :])
+    r, n, d = noise.shape
+    return torch.stack([signal, torch.relu(torch.bmm(noise, enc.weight.transpose(1, 2)))], 2)
+
+
+def single_modal_loss(
+    h: PatchEncoder, data: SNRData, tau: float, negatives: str = "opposite_label"
+) -> Tensor:
+    """InfoNCE with positive (x_i, x̂_i) and negatives x_j (opposite-label or all), `[R]`."""
+    a = signal_noise_activations(h, data.y, data.mu, data.xi)
+    a_aug = signal_noise_activations(h, data.y, data.mu, data.x_aug[:, :, 1])
     sim = patch_similarity(a, a)  # Sim(x_i, x_j)
     positive = (a * a_aug.detach()).sum((-1, -2)) / h.m  # Sim(x_i, x̂_i)
-    n = sim.shape[-1]
-    eye = torch.eye(n, dtype=torch.bool, device=sim.device)
+    eye = torch.eye(sim.shape[-1], dtype=torch.bool, device=sim.device)
     logits = torch.where(eye, positive[..., :, None], sim) / tau
-    return info_nce(logits, opposite_label_mask(data.y))
+    return info_nce(logits, negatives_mask(data.y, negatives))
 
 
-def multimodal_loss(h: PatchEncoder, g: PatchEncoder, data: SNRData, tau: float) -> Tensor:
-    """L(x→x̃) + L(x̃→x): positives (x_i, x̃_i), opposite-label negatives, `[R]`.
+def multimodal_loss(
+    h: PatchEncoder, g: PatchEncoder, data: SNRData, tau: float, negatives: str = "opposite_label"
+) -> Tensor:
+    """L(x→x̃) + L(x̃→x): positives (x_i, x̃_i), negatives as in `single_modal_loss`, `[R]`.
 
     With the stop-gradient, the first term trains h and the second trains g.
     """
-    a, b = h.activations(data.x), g.activations(data.x_text)
-    mask = opposite_label_mask(data.y)
+    a = signal_noise_activations(h, data.y, data.mu, data.xi)
+    b = signal_noise_activations(g, data.y, data.mu_text, data.xi_text)
+    mask = negatives_mask(data.y, negatives)
     return info_nce(patch_similarity(a, b) / tau, mask) + info_nce(
         patch_similarity(b, a) / tau, mask
     )
@@ -357,177 +338,20 @@ def multimodal_loss(h: PatchEncoder, g: PatchEncoder, data: SNRData, tau: float)
 
 def signal_learning(w: Tensor, w0: Tensor, mu: Tensor) -> Tensor:
     """γ_r = ⟨w_r(t) − w_r(0), μ⟩ / ‖μ‖, `[R, m]`."""
-    return torch.einsum("rmd,rd->rm", w - w0, mu) / mu.norm(dim=-1, keepdim=True)
+    return torch.bmm(w - w0, mu[..., None])[..., 0] / mu.norm(dim=-1, keepdim=True)
 
 
 def noise_memorization(w: Tensor, w0: Tensor, xi: Tensor) -> Tensor:
     """ρ_{r,i} = ⟨w_r(t) − w_r(0), ξ_i⟩ / ‖ξ_i‖, `[R, m, n]`."""
-    return torch.einsum("rmd,rnd->rmn", w - w0, xi) / xi.norm(dim=-1)[:, None, :]
+    return torch.bmm(w - w0, xi.transpose(1, 2)) / xi.norm(dim=-1)[:, None, :]
 
 
-def _probe_train_head(h: PatchEncoder, data: SNRData) -> np.ndarray:
-    """Head fitted on training features h(x_i), scored on the whole OOD test set."""
-    return linear_probe(h(data.x), data.y, h(data.x_test), data.y_test)["test_acc"]
+def signal_coefficient(w: Tensor, mu: Tensor) -> Tensor:
+    """max_r |⟨w_r(t), μ⟩| / ‖μ‖ (initial weights included), `[R]`: grows like e^{kt} in
+    the early, linear phase, so its log-slope is the signal's growth rate k."""
+    return signal_learning(w, torch.zeros_like(w), mu).abs().amax(-1)
 
 
-def evaluate(h: PatchEncoder, w0: Tensor, data: SNRData, probe: bool = True) -> dict[str, Tensor]:
-    """Signal learning, noise memorization and (optionally) the OOD accuracy of h."""
-    w = h.weight.detach()
-    gamma = signal_learning(w, w0, data.mu).abs()
-    rho = noise_memorization(w, w0, data.xi)
-    out = {
-        "signal": gamma.amax(-1),
-        "signal_mean": gamma.mean(-1),
-        "noise": rho.amax(-2).mean(-1),
-    }
-    if probe:
-        half = data.x_test.shape[1] // 2
-        feats, y = h(data.x_test), data.y_test
-        acc = linear_probe(feats[:, :half], y[:, :half], feats[:, half:], y[:, half:])["test_acc"]
-        out["ood_acc"] = torch.as_tensor(acc)
-    return out
-
-
-# ----------------------------------------------------------------------------- experiment
-
-
-@dataclass
-class SNRRun:
-    """What `run` returns: the data, the trained encoders and their histories."""
-
-    data: SNRData
-    histories: dict[str, History]
-    encoders: dict[str, PatchEncoder]
-    initial: Tensor
-    final: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, float]:
-        """Mean over replicas of each final number, named `<metric>_<model>`."""
-        return {
-            f"{k}_{model}": float(np.mean(v))
-            for model, vals in self.final.items()
-            for k, v in vals.items()
-        }
-
-
-def run(
-    seeds: Sequence[int],
-    *,
-    snr: float | Sequence[float] = 5.0 / math.sqrt(2000),
-    c_mu: float | Sequence[float] = 3.0,
-    n: int = 100,
-    d: int = 2000,
-    m: int = 50,
-    n_test: int = 200,
-    steps: int = 200,
-    lr: float = 0.01,
-    tau: float = 0.1,
-    sigma0: float = 0.01,
-    sigma_xi: float = 1.0,
-    sigma_eps: float = 0.1,
-    nu_norm: float = 2.0,
-    eval_every: int = 10,
-    models: Sequence[str] = ("single", "multi"),
-    device: torch.device | str = "cpu",
-    progress: bool | None = None,
-) -> SNRRun:
-    """Train single- and multimodal models for every seed at once, full-batch GD.
-
-    Replica r uses `seeds[r]` (and `snr[r]`, `c_mu[r]` when those are sequences). Single
-    and multimodal image encoders start from the same weights. Histories hold `loss`
-    and, every `eval_every` steps, `signal`, `signal_mean`, `noise` and `ood_acc`.
-    """
-    check_range("tau", tau, 1e-6, None)
-    check_range("eval_every", eval_every, 0, None, integer=True)
-    for model in models:
-        if model not in ("single", "multi"):
-            raise ValueError(f"models: {model!r} is not one of ['single', 'multi']")
-    data = make_data(seeds, n, d, snr, c_mu, sigma_xi, sigma_eps, nu_norm, n_test, device)
-    w0 = PatchEncoder(d, m, seeds, sigma0, stream=1, device=device).weight.detach().clone()
-    histories, encoders, final = {}, {}, {}
-    for model in models:
-        h = PatchEncoder(d, m, seeds, sigma0, stream=1, device=device)
-        if model == "single":
-            params = [h]
-
-            def objective(_batch: Tensor | None, h: PatchEncoder = h) -> Tensor:
-                return single_modal_loss(h, data, tau)
-
-        else:
-            g = PatchEncoder(d, m, seeds, sigma0, stream=2, device=device)
-            encoders["multi_text"] = g
-            params = [h, g]
-
-            def objective(
-                _batch: Tensor | None, h: PatchEncoder = h, g: PatchEncoder = g
-            ) -> Tensor:
-                return multimodal_loss(h, g, data, tau)
-
-        def evaluation(h: PatchEncoder = h) -> dict[str, Tensor]:
-            return evaluate(h, w0, data)
-
-        hist = train(
-            objective,
-            params,
-            steps,
-            optimizer="sgd",
-            lr=lr,
-            evaluate=evaluation,
-            eval_every=eval_every,
-            progress=progress,
-            desc=f"{model}-modal",
-        )
-        with torch.no_grad():
-            final_loss = objective(None).cpu().numpy()
-            hist.record(steps, {"loss": torch.as_tensor(final_loss)})
-            stats = {k: hist.final(k) for k in ("signal", "signal_mean", "noise", "ood_acc")}
-            stats["train_loss"] = final_loss
-            stats["initial_loss"] = hist["loss"][0]
-            stats["ood_acc_train_head"] = _probe_train_head(h, data)
-        histories[model], encoders[model], final[model] = hist, h, stats
-    return SNRRun(data=data, histories=histories, encoders=encoders, initial=w0, final=final)
-
-
-def phase_diagram(
-    seeds: Sequence[int],
-    n_snr2_grid: Sequence[float],
-    c_mu_grid: Sequence[float],
-    **kwargs,
-) -> dict[str, np.ndarray]:
-    """OOD accuracy over a grid of n·SNR² (through ‖μ‖) and C_μ, all in one batched pass.
-
-    `kwargs` go to `run` (their `snr` and `c_mu` are replaced by the grid). The
-    single-modal model does not see the second modality, so it is trained once per
-    (n·SNR², seed); the multimodal one on the whole grid. Returns arrays of shape
-    `[len(n_snr2_grid), len(c_mu_grid)]` (mean over seeds): `single`, `multi`, `gap`,
-    plus the axes `n_snr2` and `c_mu`.
-    """
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("snr", "c_mu", "eval_every")}
-    n = kwargs.get("n", 100)
-    ns, nc, k = len(n_snr2_grid), len(c_mu_grid), len(seeds)
-    snrs = [snr_for(v, n) for v in n_snr2_grid]
-    single = run(
-        [s for _ in snrs for s in seeds],
-        snr=[v for v in snrs for _ in seeds],
-        models=("single",),
-        eval_every=0,
-        **kwargs,
-    )
-    multi = run(
-        [s for _ in snrs for _ in c_mu_grid for s in seeds],
-        snr=[v for v in snrs for _ in c_mu_grid for _ in seeds],
-        c_mu=[c for _ in snrs for c in c_mu_grid for _ in seeds],
-        models=("multi",),
-        eval_every=0,
-        **kwargs,
-    )
-    acc_single = single.final["single"]["ood_acc"].reshape(ns, k).mean(-1)
-    acc_multi = multi.final["multi"]["ood_acc"].reshape(ns, nc, k).mean(-1)
-    acc_single = np.repeat(acc_single[:, None], nc, axis=1)
-    return {
-        "n_snr2": np.asarray(n_snr2_grid, dtype=float),
-        "c_mu": np.asarray(c_mu_grid, dtype=float),
-        "single": acc_single,
-        "multi": acc_multi,
-        "gap": acc_multi - acc_single,
-    }
+def noise_coefficient(w: Tensor, xi: Tensor) -> Tensor:
+    """mean_i max_r ⟨w_r(t), ξ_i⟩ / ‖ξ_i‖ (initial weights included), `[R]`."""
+    return noise_memorization(w, torch.zeros_like(w), xi).amax(-2).mean(-1)
