@@ -7,10 +7,13 @@
   measured here (a paper's reported value, a threshold, a setting) are declared in the
   same cell with an HTML comment, which the rendered book does not show:
   ``<!-- typed: 0.69 10% -->``.
+- Drawing-only cells (every statement draws: ``plt``, ``fig``, ``ax*``, ``mmnb.plots``)
+  are tagged ``hide-input``: the page shows the figure, not the plotting code.
 - Code lines fit the page: the book's code column holds 89 characters (87 in a cell
   tagged ``hide-input``, whose toggle takes room); the test allows 88 and 86.
 """
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -131,3 +134,68 @@ def test_mmnb_glue_stores_numpy_and_torch_scalars_as_numbers(monkeypatch):
     for value in (np.float32(0.25), torch.tensor(0.25), np.array(0.25)):
         glue("x", value, display=False)
         assert shown[-1]["application/papermill.record/text/plain"] == "0.25"
+
+
+DRAWING_ROOTS = {"plt", "fig", "figure", "ax", "axes", "axs", "cbar", "im", "plots"}
+
+
+def _root(node) -> list[str]:
+    """Dotted name a call chain starts from: `axes[0].set(...)` -> ["axes", "set"]."""
+    parts = []
+    while not isinstance(node, ast.Name):
+        if isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        else:
+            return []
+    return [node.id, *reversed(parts)]
+
+
+def _draws(statement: ast.stmt) -> bool:
+    if isinstance(statement, (ast.For, ast.With)):
+        return all(map(_draws, statement.body)) and not getattr(statement, "orelse", [])
+    if not isinstance(statement, (ast.Expr, ast.Assign)) or not isinstance(
+        statement.value, ast.Call
+    ):
+        return False
+    root = _root(statement.value)
+    return bool(root) and (
+        root[0] in DRAWING_ROOTS or root[0].startswith("ax") or root[:2] == ["mmnb", "plots"]
+    )
+
+
+def drawing_only(source: str) -> bool:
+    try:
+        tree = ast.parse(re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", source))
+    except SyntaxError:
+        return False
+    body = [s for s in tree.body if not isinstance(s, ast.Pass)]  # magics
+    return bool(body) and all(map(_draws, body))
+
+
+def test_drawing_only_is_recognised():
+    assert drawing_only("fig, axes = mmnb.plots.panels(2)\nfor ax in axes:\n    ax.plot([1])")
+    assert not drawing_only("fig, ax = plt.subplots()\nx = train(cfg)\nax.plot(x)")
+    assert drawing_only("%matplotlib inline\nplt.plot([1])")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_drawing_only_cells_hide_their_code(path):
+    untagged = [
+        f"  cell {i}: {''.join(cell['source']).splitlines()[0]}"
+        for i, cell in enumerate(_cells(path))
+        if cell["cell_type"] == "code"
+        and not {"hide-input", "remove-input", "remove-cell"}
+        & set(cell.get("metadata", {}).get("tags", []))
+        and drawing_only("".join(cell["source"]))
+    ]
+    if untagged:
+        pytest.fail(
+            f"{path.name}: drawing-only cells without the hide-input tag:\n"
+            + "\n".join(untagged),
+            pytrace=False,
+        )
