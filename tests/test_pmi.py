@@ -195,7 +195,7 @@ def test_free_table_replica_alone_equals_replica_in_a_group():
     alone = pmi.fit_free_table(joint, 16, 12, 0.05, [1], 4, **options)
     torch.testing.assert_close(group.table[1:2], alone.table)
     assert not torch.allclose(group.table[0], group.table[1])
-    assert group.history["delta"].shape == (4, 3)
+    assert group.history["delta"].shape == group.history["row_shift"].shape == (4, 3)
 
 
 def test_embedding_features_give_the_similarity_by_inner_product():

@@ -91,8 +91,8 @@ class PMIConfig(WorldConfig):
     embed_steps: int = knob(3000, low=1, high=200_000, doc="steps of the embedding tables")
     embed_lr: float = knob(0.03, low=1e-5, high=1.0, doc="Adam learning rate of the embeddings")
     embed_init_std: float = knob(1.0, low=1e-3, high=100.0, doc="std of the initial embeddings")
-    tau_init: float = knob(1.0, low=0.01, high=100.0, doc="initial temperature τ")
-    tau_max: float = knob(100.0, low=0.01, high=100.0, doc="largest temperature (smallest scale)")
+    tau_init: float = knob(0.07, low=0.01, high=100.0, doc="initial temperature τ")
+    tau_max: float = knob(1.0, low=0.01, high=100.0, doc="largest temperature (smallest scale)")
     kernel: str = knob("exact", choices=("exact", "rff"), doc="Gaussian part exact or by RFF")
     n_features: int = knob(1024, low=1, high=65536, doc="random Fourier features D")
     sigma: float = knob(0.5, low=0.01, high=10.0, doc="bandwidth σ of the Gaussian kernel")
@@ -181,8 +181,9 @@ def fit_free_table(
     from `init_std`-normal cells (stream (seed, "init/free_table", r)) plus a random
     offset of std `row_shift` on each row (stream (seed, "init/row_shift", r)), and draws
     its batches from the stream (seed, "data/pairs", r): the two directions trained
-    with one seed start alike and see the same batches. The history records the loss
-    and the PMI fit (`corr`, `rmse`, `delta`) of the current table.
+    with one seed start alike and see the same batches. The history records the loss,
+    the PMI fit (`corr`, `rmse`, `delta`) of the current table and the spread of its row
+    offsets (`row_shift`, see `shift_spread`).
     """
     check_choice("direction", direction, DIRECTIONS)
     check_range("average_last", average_last, 0.0, 1.0)
@@ -213,7 +214,8 @@ def fit_free_table(
 
     def evaluate() -> dict[str, Tensor]:
         fit = pmi_fit(table, target, weights)
-        return {"corr": fit.corr, "rmse": fit.rmse, "delta": fit.delta}
+        spread = shift_spread(table, target, joint)
+        return {"corr": fit.corr, "rmse": fit.rmse, "delta": fit.delta, "row_shift": spread}
 
     history = train(
         objective, [table], steps, lr=lr, evaluate=evaluate, eval_every=eval_every, desc=desc
