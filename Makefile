@@ -49,6 +49,8 @@ book-fast: setup
 	$(BIN)/python -c 'import yaml, pathlib; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "off"; \
 		c["sphinx"]["config"]["suppress_warnings"] = ["mystnb.glue"]; \
+		c["sphinx"]["local_extensions"] = {k: str(pathlib.Path(v).resolve()) \
+			for k, v in c["sphinx"]["local_extensions"].items()}; \
 		pathlib.Path("_build").mkdir(exist_ok=True); \
 		yaml.safe_dump(c, open("_build/_config_fast.yml", "w"))'
 	$(BIN)/jupyter-book build . --config _build/_config_fast.yml --path-output _build/fast \
