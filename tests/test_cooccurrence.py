@@ -114,7 +114,10 @@ def test_minibatch_replica_is_the_same_alone_or_in_a_group():
 def test_sscl_table_on_the_induced_graph_reaches_minus_sum_of_fourth_powers():
     joint = factorization.block_joint(12, 8, 2, 0.2, seed=0)
     graph = joint / joint.sum(0) @ joint.T  # A_V = P_M D_L^{-1} P_Mᵀ
-    fit = factorization.fit_sscl_table(graph, 2, 400, 0.05, n_replicas=2, seed=0)
+    fit = factorization.fit_factorization(graph, 2, 400, 0.05, n_replicas=2, seed=0, tied=True)
     s = factorization.svd_optimum(joint, 2).s
     want = torch.full((2,), -float(s[:2].pow(4).sum()), dtype=torch.float64)
-    torch.testing.assert_close(spectral_contrastive_loss(fit.f, fit.f, graph), want)
+    torch.testing.assert_close(spectral_contrastive_loss(fit.f_v, fit.f_v, graph), want)
+    assert torch.equal(fit.f_l, fit.f_v)
+    with pytest.raises(ValueError, match="symmetric"):
+        factorization.fit_factorization(joint, 2, 1, 0.05, n_replicas=1, seed=0, tied=True)

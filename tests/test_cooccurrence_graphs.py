@@ -1,5 +1,6 @@
 """Chapter 02: induced graphs, consistency, diversity, the bound and the caption world."""
 
+import dataclasses
 import math
 
 import pytest
@@ -130,13 +131,16 @@ def test_neural_encoders_replica_alone_equals_replica_in_group():
     cw = captions.make_world(CooccurrenceConfig(), seed=0)
     x, y = captions.sample_images(cw, 40, 0, "data/pool", 0)
     caps = captions.assign_captions(cw, y, 2, 0.1, 0, 0)
-    kw = dict(out_dim=4, hidden=8, steps=6, batch_size=8, lr=1e-2, seed=1)
-    group = captions.fit_caption_encoder(x, caps, cw.n_captions, n_replicas=2, **kw)
-    alone = captions.fit_caption_encoder(x, caps, cw.n_captions, n_replicas=1, **kw)
+    two = captions.EncoderTraining(4, 8, steps=6, batch_size=8, lr=1e-2, n_replicas=2, seed=1)
+    one = dataclasses.replace(two, n_replicas=1)
+    group = captions.fit_caption_encoder(x, caps, cw.n_captions, two)
+    alone = captions.fit_caption_encoder(x, caps, cw.n_captions, one)
     torch.testing.assert_close(group.caption_table[0], alone.caption_table[0])
     assert not torch.allclose(group.caption_table[0], group.caption_table[1])
     aug = captions.Augmentation("gaussian", 0.5)
-    group = captions.fit_augmentation_encoder(x, aug, n_replicas=2, **kw)
-    alone = captions.fit_augmentation_encoder(x, aug, n_replicas=1, **kw)
+    group = captions.fit_augmentation_encoder(x, aug, two)
+    alone = captions.fit_augmentation_encoder(x, aug, one)
     with torch.no_grad():
         torch.testing.assert_close(group.encoder(x)[0], alone.encoder(x)[0])
+    with pytest.raises(ValueError, match="batch_size"):
+        dataclasses.replace(two, batch_size=0)

@@ -1,5 +1,6 @@
 """Chapter 02: the CLIP-guided resampling rules and the SimCLR student."""
 
+import dataclasses
 import math
 
 import pytest
@@ -90,19 +91,12 @@ def test_resampling_loss_matches_the_rule_by_hand(rule, fractions):
 def test_student_replica_alone_equals_replica_in_group_and_rules_share_the_draws():
     cw = captions.make_world(CooccurrenceConfig(), seed=0)
     x, _ = captions.sample_images(cw, 30, 0, "data/student", replicas=2)
-    kw = dict(
-        augmentation=captions.Augmentation("gaussian", 0.1),
-        false_positive_rate=0.3,
-        temperature=0.5,
-        hidden=8,
-        out_dim=4,
-        steps=4,
-        batch_size=10,
-        lr=1e-2,
-        seed=2,
-    )
+    training = captions.EncoderTraining(4, 8, steps=4, batch_size=10, lr=1e-2, n_replicas=2, seed=2)
+    aug = captions.Augmentation("gaussian", 0.1)
+    kw = dict(augmentation=aug, false_positive_rate=0.3, temperature=0.5, training=training)
     group = resampling.fit_student(x, x, "new_positive", **kw)
-    first = resampling.fit_student(x[:1], x[:1], "new_positive", **kw)
+    one = dataclasses.replace(training, n_replicas=1)
+    first = resampling.fit_student(x[:1], x[:1], "new_positive", **{**kw, "training": one})
     other = resampling.fit_student(x, x, "simclr", **kw)
     with torch.no_grad():
         torch.testing.assert_close(group.encoder(x)[0], first.encoder(x[:1])[0])
@@ -111,6 +105,11 @@ def test_student_replica_alone_equals_replica_in_group_and_rules_share_the_draws
 
 
 def test_bad_parameters_name_themselves():
+    training = captions.EncoderTraining(4, 8, steps=1, batch_size=2, lr=1e-2, n_replicas=2, seed=0)
+    with pytest.raises(ValueError, match="n_replicas"):
+        resampling.fit_student(torch.zeros(1, 5, 3), torch.zeros(1, 5, 3), "simclr",
+                               captions.Augmentation("gaussian", 0.1), 0.0, 0.5,
+                               training)  # fmt: skip
     with pytest.raises(ValueError, match="rule.*simclr"):
         resampling.resampling_loss(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2),
                                    torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), "drop_all",

@@ -29,6 +29,7 @@ __all__ = [
     "Augmentation",
     "CaptionEncoderFit",
     "CaptionWorld",
+    "EncoderTraining",
     "Images",
     "SSCLEncoderFit",
     "assign_captions",
@@ -196,6 +197,37 @@ def replica_noise(gens: list[torch.Generator], shape: tuple[int, ...], device) -
     return torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
 
 
+@dataclass(frozen=True)
+class EncoderTraining:
+    """How an MLP encoder is trained: its widths, Adam's steps, minibatch and learning rate,
+    and the replicas (R seeds from `seed`)."""
+
+    out_dim: int
+    hidden: int
+    steps: int
+    batch_size: int
+    lr: float
+    n_replicas: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        for name in ("out_dim", "hidden", "steps", "batch_size", "n_replicas"):
+            check_range(name, getattr(self, name), 1, None, integer=True)
+        check_range("lr", self.lr, 0.0, None)
+        check_range("seed", self.seed, 0, None, integer=True)
+
+    def mlp(self, in_dim: int, layers: int, purpose: str, device) -> MLP:
+        """The encoder: `layers` hidden layers of width `hidden`, R replicas from `purpose`."""
+        return MLP(in_dim, [self.hidden] * layers, self.out_dim, self.n_replicas, self.seed,
+                   device=device, purpose=purpose)  # fmt: skip
+
+    def run(self, objective, parameters, n_samples: int, desc: str) -> History:
+        """`mmnb.train` with these settings and per-replica minibatches of `n_samples` items."""
+        return train(objective, parameters, self.steps, lr=self.lr, n_samples=n_samples,
+                     batch_size=self.batch_size, seed=self.seed, replicas=self.n_replicas,
+                     desc=desc)  # fmt: skip
+
+
 @dataclass
 class CaptionEncoderFit:
     """MMCL: the image encoder, the caption table `[R, n_captions, k]` and the history."""
@@ -209,13 +241,7 @@ def fit_caption_encoder(
     x: Tensor,
     captions: Tensor,
     n_captions: int,
-    out_dim: int,
-    hidden: int,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    n_replicas: int,
-    seed: int,
+    training: EncoderTraining,
     init_scale: float = 0.1,
     desc: str = "MMCL encoder",
 ) -> CaptionEncoderFit:
@@ -225,22 +251,19 @@ def fit_caption_encoder(
     visits them in its own order (`train`'s per-replica minibatches) and starts from the
     streams (seed, "init/image_encoder", r) and (seed, "init/caption_table", r).
     """
-    dev = x.device
-    n, m = captions.shape
-    f = MLP(x.shape[-1], [hidden], out_dim, n_replicas, seed, device=dev,
-            purpose="init/image_encoder")  # fmt: skip
+    dev, (n, m), t = x.device, captions.shape, training
+    f = t.mlp(x.shape[-1], 1, "init/image_encoder", dev)
     g = replica_parameter(
-        lambda gen: init_scale * torch.randn(n_captions, out_dim, generator=gen),
-        n_replicas, seed, "init/caption_table", dev,
+        lambda gen: init_scale * torch.randn(n_captions, t.out_dim, generator=gen),
+        t.n_replicas, t.seed, "init/caption_table", dev,
     )  # fmt: skip
-    rows = torch.arange(n_replicas, device=dev)[:, None]
+    rows = torch.arange(t.n_replicas, device=dev)[:, None]
 
     def objective(batch: Tensor) -> Tensor:
         image = batch // m
         return spectral_contrastive_loss(f(x[image]), g[rows, captions[image, batch % m]])
 
-    history = train(objective, [f, g], steps, lr=lr, n_samples=n * m, batch_size=batch_size,
-                    seed=seed, replicas=n_replicas, desc=desc)  # fmt: skip
+    history = t.run(objective, [f, g], n * m, desc)
     return CaptionEncoderFit(f, g.detach(), history)
 
 
@@ -253,32 +276,20 @@ class SSCLEncoderFit:
 
 
 def fit_augmentation_encoder(
-    x: Tensor,
-    augmentation: Augmentation,
-    out_dim: int,
-    hidden: int,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    n_replicas: int,
-    seed: int,
-    desc: str = "SSCL encoder",
+    x: Tensor, augmentation: Augmentation, training: EncoderTraining, desc: str = "SSCL encoder"
 ) -> SSCLEncoderFit:
     """One MLP on two views of the same image, minibatch spectral loss.
 
     Replica r starts from the stream (seed, "init/sscl_encoder", r), visits the images in
     its own order and draws its views from (seed, "augment", r).
     """
-    dev = x.device
-    f = MLP(x.shape[-1], [hidden], out_dim, n_replicas, seed, device=dev,
-            purpose="init/sscl_encoder")  # fmt: skip
-    gens = [stream(seed, "augment", r).torch for r in range(n_replicas)]
+    dev, t = x.device, training
+    f = t.mlp(x.shape[-1], 1, "init/sscl_encoder", dev)
+    gens = [stream(t.seed, "augment", r).torch for r in range(t.n_replicas)]
 
     def objective(batch: Tensor) -> Tensor:
         noise = replica_noise(gens, (2, batch.shape[1], x.shape[-1]), dev)
         v1, v2 = augmentation(x[batch], noise[:, 0]), augmentation(x[batch], noise[:, 1])
         return spectral_contrastive_loss(f(v1), f(v2))
 
-    history = train(objective, f, steps, lr=lr, n_samples=len(x), batch_size=batch_size,
-                    seed=seed, replicas=n_replicas, desc=desc)  # fmt: skip
-    return SSCLEncoderFit(f, history)
+    return SSCLEncoderFit(f, t.run(objective, f, len(x), desc))

@@ -5,7 +5,7 @@ normalized co-occurrence matrix P̃ = D_V^{-1/2} P_M D_L^{-1/2} is what the mult
 spectral contrastive loss factorizes: for any encoders, with F rows √P(x) f(x)ᵀ,
 L(f_V, f_L) = ‖P̃ − F_V F_Lᵀ‖²_F − ‖P̃‖²_F, so the optimum is the truncated SVD.
 `fit_factorization` trains free embedding tables on the population loss or on its
-minibatch estimator; `fit_sscl_table` trains one table on the single-modal loss of a graph.
+minibatch estimator, or one table on the single-modal loss of a graph (`tied=True`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from mmnb.train import History, train
 
 __all__ = [
     "FactorizationFit",
-    "SSCLTableFit",
     "SVDOptimum",
     "block_joint",
     "factor_loss",
     "fit_factorization",
-    "fit_sscl_table",
     "normalized_cooccurrence",
     "svd_optimum",
     "weighted_factors",
@@ -132,6 +130,7 @@ def fit_factorization(
     init_scale: float = 0.1,
     batch_size: int | None = None,
     eval_every: int = 100,
+    tied: bool = False,
     desc: str = "tables",
 ) -> FactorizationFit:
     """Minimize the multimodal spectral contrastive loss over free tables f_V, f_L by Adam.
@@ -142,6 +141,9 @@ def fit_factorization(
     replica and uses the minibatch estimator (the pairs are positives, the off-diagonal
     combinations negatives). The history records `loss_population` and
     `subspace_min_cos` (the smallest principal cosine between span F_V and U_k).
+
+    `tied=True` is single-modal spectral contrastive learning on a symmetric graph
+    `joint` = A: one table embeds both members of a pair (as in SimCLR), f_L = f_V.
     """
     check_range("init_scale", init_scale, 0.0, None)
     device, joint = joint.device, joint.double()
@@ -152,7 +154,11 @@ def fit_factorization(
         return lambda g: init_scale * torch.randn(n, k, generator=g, dtype=torch.float64)
 
     f_v = replica_parameter(table(n_v), n_replicas, seed, "init/table_v", device)
-    f_l = replica_parameter(table(n_l), n_replicas, seed, "init/table_l", device)
+    if tied and (n_v != n_l or not torch.allclose(joint, joint.T)):
+        raise ValueError(
+            "tied=True needs a symmetric graph (a square joint equal to its transpose)"
+        )
+    f_l = f_v if tied else replica_parameter(table(n_l), n_replicas, seed, "init/table_l", device)
     rows = torch.arange(n_replicas, device=device)[:, None]
     if batch_size is not None:
         check_range("batch_size", batch_size, 2, None, integer=True)
@@ -172,42 +178,12 @@ def fit_factorization(
         }
 
     history = train(
-        objective, [f_v, f_l], steps, lr=lr, evaluate=evaluate, eval_every=eval_every, desc=desc
+        objective,
+        [f_v] if tied else [f_v, f_l],
+        steps,
+        lr=lr,
+        evaluate=evaluate,
+        eval_every=eval_every,
+        desc=desc,
     )
     return FactorizationFit(f_v.detach(), f_l.detach(), history)
-
-
-@dataclass
-class SSCLTableFit:
-    """One table f `[R, N, k]` trained on the single-modal spectral loss of a graph."""
-
-    f: Tensor
-    history: History
-
-
-def fit_sscl_table(
-    graph: Tensor,
-    k: int,
-    steps: int,
-    lr: float,
-    n_replicas: int,
-    seed: int,
-    init_scale: float = 0.1,
-    desc: str = "SSCL table",
-) -> SSCLTableFit:
-    """Single-modal spectral contrastive learning on a graph A of total mass 1, by Adam.
-
-    One encoder embeds both members of a pair (as in SimCLR): the population loss
-    −2 E_A[f(x)ᵀf(x')] + E_{P⊗P}[(f(x)ᵀf(x'))²]. Replica r starts from the stream
-    (seed, "init/table_sscl", r).
-    """
-    check_range("init_scale", init_scale, 0.0, None)
-    graph = graph.double()
-    n = graph.shape[0]
-
-    def table(g: torch.Generator) -> Tensor:
-        return init_scale * torch.randn(n, k, generator=g, dtype=torch.float64)
-
-    f = replica_parameter(table, n_replicas, seed, "init/table_sscl", graph.device)
-    history = train(lambda _: spectral_contrastive_loss(f, f, graph), [f], steps, lr=lr, desc=desc)
-    return SSCLTableFit(f.detach(), history)

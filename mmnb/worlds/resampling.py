@@ -19,8 +19,8 @@ from mmnb.config import check_choice, check_range
 from mmnb.losses import symmetric_info_nce_logits
 from mmnb.nets import MLP
 from mmnb.runtime import stream
-from mmnb.train import History, train
-from mmnb.worlds.captions import Augmentation, replica_noise
+from mmnb.train import History
+from mmnb.worlds.captions import Augmentation, EncoderTraining, replica_noise
 
 __all__ = [
     "RESAMPLING",
@@ -138,16 +138,11 @@ def fit_student(
     augmentation: Augmentation,
     false_positive_rate: float,
     temperature: float,
-    hidden: int,
-    out_dim: int,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
+    training: EncoderTraining,
     fractions: dict[str, float] | None = None,
     desc: str = "student",
 ) -> StudentFit:
-    """A SimCLR student on views of its training images `x` `[R, N, dim]`.
+    """A SimCLR student (an MLP with two hidden layers) on views of its images `x` `[R, N, dim]`.
 
     A fraction `false_positive_rate` of second views come from another random image;
     `teacher` `[R, N, e]` holds the teacher's embedding of every training image and
@@ -159,11 +154,12 @@ def fit_student(
     """
     check_choice("rule", rule, RESAMPLING)
     check_range("false_positive_rate", false_positive_rate, 0.0, 1.0)
-    n_replicas, n, dim = x.shape
-    dev = x.device
-    f = MLP(dim, [hidden, hidden], out_dim, n_replicas, seed, device=dev, purpose="init/student")
-    swaps = [stream(seed, "data/false_positives", r).torch for r in range(n_replicas)]
-    views = [stream(seed, "augment/student", r).torch for r in range(n_replicas)]
+    t, (n_replicas, n, dim), dev = training, x.shape, x.device
+    if n_replicas != t.n_replicas:
+        raise ValueError(f"x holds {n_replicas} replicas, training.n_replicas={t.n_replicas}")
+    f = t.mlp(dim, 2, "init/student", dev)
+    swaps = [stream(t.seed, "data/false_positives", r).torch for r in range(n_replicas)]
+    views = [stream(t.seed, "augment/student", r).torch for r in range(n_replicas)]
     rows = torch.arange(n_replicas, device=dev)[:, None]
 
     def objective(i: Tensor) -> Tensor:
@@ -178,6 +174,4 @@ def fit_student(
             **(fractions or {}),
         )  # fmt: skip
 
-    history = train(objective, f, steps, lr=lr, n_samples=n, batch_size=batch_size,
-                    seed=seed, replicas=n_replicas, desc=desc)  # fmt: skip
-    return StudentFit(f, history)
+    return StudentFit(f, t.run(objective, f, n, desc))
