@@ -117,6 +117,13 @@ class Stream:
     def randperm(self, n: int) -> torch.Tensor:
         return torch.randperm(n, generator=self.torch).to(self.device)
 
+    def device_generator(self, device: torch.device | str) -> torch.Generator:
+        """A torch generator on `device`, seeded from this stream, for training randomness
+        drawn inside the loop (augmentations) without host-device copies. Its numbers
+        differ between device types; data never come from it."""
+        seed = int(self.numpy.integers(2**62))
+        return torch.Generator(device=torch.device(device)).manual_seed(seed)
+
 
 def stream(
     seed: int, purpose: str, replica: int | None = None, device: torch.device | str = "cpu"

@@ -1,0 +1,353 @@
+"""Chapter 06's world: one Gaussian latent model, observed through two invertible mixings.
+
+Content a ∈ ℝ^k (x's side) and b ∈ ℝ^k (y's side) are standard Gaussians with
+corr(a_i, b_i) = ρ, independent across i: the modalities share their content up to a
+small noise, so the pointwise mutual information is finite and known in closed form.
+Each modality adds private latents s ~ N(0, I_m) and is an invertible mixing MLP
+(`mmnb.mixing`) of (scale · content, s). Invertible maps leave PMI unchanged, so
+PMI(x, y) = PMI(a, b). Entry points: `LensesWorld` (the world and its samples),
+`fit_clip`, `fit_spectral`, `fit_single_modal` (the three models), and the closed forms
+`gaussian_pmi` and `hermite_features`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from mmnb import probes
+from mmnb.config import WorldConfig, check_choice, check_range, knob
+from mmnb.losses import LearnedTemperature, spectral_contrastive_loss, symmetric_info_nce
+from mmnb.mixing import invertible_mlp, mix
+from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
+from mmnb.runtime import stream
+from mmnb.train import History, train
+
+__all__ = [
+    "LensesConfig",
+    "LensesSample",
+    "LensesWorld",
+    "TwoTowerFit",
+    "fit_clip",
+    "fit_single_modal",
+    "mutual_information",
+    "fit_spectral",
+    "gaussian_pmi",
+    "hermite_features",
+]
+
+
+@dataclass(frozen=True)
+class LensesConfig(WorldConfig):
+    """Chapter 06's settings; the defaults are the "book" profile."""
+
+    PAPER: ClassVar[dict] = dict(
+        n_train=65536, n_test=2048, steps=3000, batch_size=1024, hidden=(256, 256),
+    )  # fmt: skip
+
+    content_dim: int = knob(2, low=1, high=8, doc="k, dimension of the shared content")
+    private_dim: int = knob(4, low=1, high=64, doc="m, private latents per modality")
+    content_corr: float = knob(0.9, low=0.05, high=0.995, doc="ρ = corr(a_i, b_i)")
+    mixing_layers: int = knob(3, low=1, high=8, doc="layers of each invertible mixing MLP")
+    content_scale: float = knob(1.0, low=0.01, high=10.0, doc="scale of the content in x, y")
+    n_train: int = knob(4096, low=256, high=1_000_000, doc="pairs of the finite training set")
+    n_test: int = knob(1024, low=128, high=8192, doc="held-out pairs (also the PMI table)")
+    steps: int = knob(3000, low=1, high=200_000, doc="optimizer steps of every model")
+    batch_size: int = knob(256, low=8, high=8192, doc="minibatch size")
+    lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate")
+    hidden: tuple = knob((64, 64), low=1, high=4096, doc="hidden widths of the encoders")
+    embed_dim: int = knob(16, low=2, high=512, doc="output dimension d (d ≫ k)")
+    tau_init: float = knob(1.0, low=0.01, high=100.0, doc="start of the learned τ")
+    fixed_tau: float = knob(1.0, low=0.01, high=100.0, doc="the large fixed τ of the control")
+    augment_noise: float = knob(0.5, low=0.0, high=10.0, doc="single-modal view noise (× std)")
+    ood_private_scale: float = knob(3.0, low=0.0, high=100.0, doc="std of s at OOD test")
+    id_neighbors: int = knob(20, low=3, high=200, doc="neighbours of the MLE dimension")
+    eval_every: int = knob(250, low=1, high=200_000, doc="steps between linear R² probes")
+
+    def check(self) -> None:
+        check_range("batch_size", self.batch_size, 8, self.n_train, integer=True)
+        check_range("steps × batch_size (one-pass pairs)", self.steps * self.batch_size, 1,
+                    4_000_000, integer=True)
+        check_range("embed_dim", self.embed_dim, self.content_dim + 1, 512, integer=True)
+
+
+def gaussian_pmi(a: Tensor, b: Tensor, rho: float) -> Tensor:
+    """PMI(a_i, b_j) for every pair, `[n, n']`, of standard Gaussians with corr ρ per coordinate.
+
+    log p(a, b) / p(a) p(b) = Σ_c [−½ log(1 − ρ²) − (ρ²(a_c² + b_c²) − 2ρ a_c b_c) / (2(1 − ρ²))].
+    """
+    one = 1 - rho**2
+    cross = a @ b.T
+    squares = a.square().sum(1)[:, None] + b.square().sum(1)[None, :]
+    return -0.5 * a.shape[1] * math.log(one) - (rho**2 * squares - 2 * rho * cross) / (2 * one)
+
+
+def mutual_information(k: int, rho: float) -> float:
+    """I(x; y) = I(a; b) = −(k/2) log(1 − ρ²) nats: the InfoNCE loss on batches of N fresh
+    pairs cannot go below log N − I(x; y) in expectation, whatever the encoders."""
+    return -0.5 * k * math.log(1 - rho**2)
+
+
+def hermite_features(a: Tensor, degree: int) -> Tensor:
+    """The orthonormal Hermite polynomials of total degree `degree` in the columns of `a`.
+
+    For ρ-correlated standard Gaussians these are the singular functions of
+    p(a, b) / p(a) p(b), with singular value ρ^degree (Mehler's formula).
+    """
+    he = [torch.ones_like(a), a]  # probabilists' Hermite He_0, He_1 of each coordinate
+    for n in range(1, degree):
+        he.append(a * he[n] - n * he[n - 1])
+    cols = []
+    for exps in itertools.product(range(degree + 1), repeat=a.shape[1]):
+        if sum(exps) != degree:
+            continue
+        col = torch.ones_like(a[:, 0])
+        for c, e in enumerate(exps):
+            col = col * he[e][:, c] / math.sqrt(math.factorial(e))
+        cols.append(col)
+    return torch.stack(cols, 1)
+
+
+@dataclass
+class LensesSample:
+    """Pairs (x, y) with their content a, b and private latents s_x, s_y."""
+
+    x: Tensor
+    y: Tensor
+    a: Tensor
+    b: Tensor
+    s_x: Tensor
+    s_y: Tensor
+
+
+class LensesWorld:
+    """Two invertible mixings of (scale · content, private latents), drawn once per seed."""
+
+    def __init__(self, cfg: LensesConfig, seed: int, device: torch.device | str = "cpu") -> None:
+        n = cfg.content_dim + cfg.private_dim
+        mixing = stream(seed, "world/mixing")
+        self.weights_x = invertible_mlp(n, cfg.mixing_layers, mixing.torch).to(device)
+        self.weights_y = invertible_mlp(n, cfg.mixing_layers, mixing.torch).to(device)
+        self.k, self.m, self.rho = cfg.content_dim, cfg.private_dim, cfg.content_corr
+        self.scale = cfg.content_scale
+        self.seed, self.device = seed, torch.device(device)
+
+    def sample(self, n: int, purpose: str, private_scale: float = 1.0) -> LensesSample:
+        """`n` pairs from the stream (world seed, `purpose`); the content enters as
+        `content_scale` · a, the private latents with standard deviation `private_scale`."""
+        draw = stream(self.seed, purpose, device=self.device)
+        a = draw.randn(n, self.k)
+        b = self.rho * a + math.sqrt(1 - self.rho**2) * draw.randn(n, self.k)
+        s_x, s_y = private_scale * draw.randn(n, self.m), private_scale * draw.randn(n, self.m)
+        x = mix(torch.cat([self.scale * a, s_x], 1), self.weights_x)
+        y = mix(torch.cat([self.scale * b, s_y], 1), self.weights_y)
+        return LensesSample(x=x, y=y, a=a, b=b, s_x=s_x, s_y=s_y)
+
+
+@dataclass
+class TwoTowerFit:
+    """Encoders f (for x) and g (for y, absent for the single-modal model), τ and history."""
+
+    f: MLP
+    g: MLP | None
+    temperature: LearnedTemperature | None
+    history: History
+
+
+def _train(
+    objective,
+    parameters: list,
+    cfg: LensesConfig,
+    n: int,
+    seed: int,
+    ids: list[int],
+    desc: str,
+    probe: tuple[MLP, LensesSample] | None = None,
+) -> History:
+    """`mmnb.train` with the config's settings; with `probe = (f, sample)`, every
+    `cfg.eval_every` steps the history records the linear R² of the content a and of the
+    private s_x from the normalized f(x) (first half fits, second half scores)."""
+
+    def evaluate() -> dict[str, Tensor]:
+        f, sample = probe
+        u = torch.nn.functional.normalize(f(sample.x), dim=-1)
+        targets = {"r2_content": sample.a, "r2_private": sample.s_x}
+        return {name: heldout_r2(u, t, "linear").mean(-1) for name, t in targets.items()}
+
+    return train(
+        objective, parameters, cfg.steps, lr=cfg.lr, n_samples=n, batch_size=cfg.batch_size,
+        seed=seed, replicas=ids, desc=desc, evaluate=None if probe is None else evaluate,
+        eval_every=cfg.eval_every,
+    )  # fmt: skip
+
+
+def fit_clip(
+    data: LensesSample,
+    cfg: LensesConfig,
+    learn: Sequence[bool],
+    replicas: Replicas,
+    seed: int,
+    out_widths: Sequence[int] | None = None,
+    probe: LensesSample | None = None,
+    desc: str = "CLIP",
+) -> TwoTowerFit:
+    """Symmetric InfoNCE on cosine similarity; replica j learns τ (from `cfg.tau_init`)
+    if `learn[j]`, else keeps `cfg.fixed_tau`, and keeps `out_widths[j]` of the
+    `cfg.embed_dim` outputs (all by default). Replicas with the same id share their
+    initial weights and minibatch order. With `probe` (held-out pairs), the history
+    records how much of the content and of the private latents f keeps (linear R²)."""
+    ids = replica_ids(replicas)
+    dim = data.x.shape[1]
+    f, g = encoder_pair(dim, dim, cfg.hidden, cfg.embed_dim, ids, seed, device=data.x.device,
+                        out_widths=out_widths)  # fmt: skip
+    inits = [cfg.tau_init if on else cfg.fixed_tau for on in learn]
+    tau = LearnedTemperature(len(ids), init=inits, learn=list(learn)).to(data.x.device)
+
+    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        t = tau()
+        return symmetric_info_nce(f(data.x[batch]), g(data.y[batch]), t), {"tau": t}
+
+    history = _train(objective, [f, g, tau], cfg, len(data.x), seed, ids, desc,
+                     None if probe is None else (f, probe))  # fmt: skip
+    return TwoTowerFit(f, g, tau, history)
+
+
+def fit_spectral(
+    data: LensesSample,
+    cfg: LensesConfig,
+    out_widths: Sequence[int],
+    replicas: Replicas,
+    seed: int,
+    desc: str = "spectral",
+) -> TwoTowerFit:
+    """The spectral contrastive loss of chapter 02 on the same encoders; replica j keeps
+    `out_widths[j]` output coordinates."""
+    ids = replica_ids(replicas)
+    dim = data.x.shape[1]
+    f, g = encoder_pair(
+        dim, dim, cfg.hidden, cfg.embed_dim, ids, seed, device=data.x.device,
+        out_widths=out_widths,
+    )  # fmt: skip
+
+    def objective(batch: Tensor) -> Tensor:
+        return spectral_contrastive_loss(f(data.x[batch]), g(data.y[batch]))
+
+    history = _train(objective, [f, g], cfg, len(data.x), seed, ids, desc)
+    return TwoTowerFit(f, g, None, history)
+
+
+VIEWS = ("noise", "resample")
+
+
+def fit_single_modal(
+    data: LensesSample,
+    world: LensesWorld,
+    cfg: LensesConfig,
+    views: Sequence[str],
+    replicas: Replicas,
+    seed: int,
+    desc: str = "single",
+) -> TwoTowerFit:
+    """SimCLR-style baselines on x alone: symmetric InfoNCE between two views, learned τ.
+
+    Replica j's views are `views[j]`: "noise" adds Gaussian noise of `cfg.augment_noise`
+    times each coordinate's standard deviation to x (a generic augmentation, which keeps
+    the private latents); "resample" redraws the private latents s_x of both views (an
+    ideal augmentation, which changes only what is not content). Augmentations come from
+    the stream (seed, "augment", r) of replica id r.
+    """
+    for j, v in enumerate(views):
+        check_choice(f"views[{j}]", v, VIEWS)
+    ids = replica_ids(replicas)
+    x, device = data.x, data.x.device
+    f = MLP(x.shape[1], cfg.hidden, cfg.embed_dim, ids, seed, device=device,
+            purpose="init/encoder_x")  # fmt: skip
+    tau = LearnedTemperature(len(ids), init=cfg.tau_init).to(device)
+    noise = cfg.augment_noise * x.std(0)
+    resample = torch.tensor([v == "resample" for v in views], device=device)[:, None, None]
+    gens = [stream(seed, "augment", r).device_generator(device) for r in ids]
+
+    def normal(batch: Tensor, width: int) -> Tensor:
+        return torch.stack([torch.randn(batch.shape[1], width, generator=gen, device=device)
+                            for gen in gens])  # fmt: skip
+
+    def view(batch: Tensor) -> Tensor:
+        noisy = x[batch] + noise * normal(batch, x.shape[1])
+        content = world.scale * data.a[batch]
+        redrawn = mix(torch.cat([content, normal(batch, world.m)], -1), world.weights_x)
+        return torch.where(resample, redrawn, noisy)
+
+    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        t = tau()
+        return symmetric_info_nce(f(view(batch)), f(view(batch)), t), {"tau": t}
+
+    history = _train(objective, [f, tau], cfg, len(x), seed, ids, desc)
+    return TwoTowerFit(f, None, tau, history)
+
+
+# --- the five read-outs ---------------------------------------------------------------------
+
+
+def embed(fit: TwoTowerFit, x: Tensor, normalize: bool) -> Tensor:
+    """f(x) for every replica, `[R, n, d]`, on the unit sphere if `normalize` (CLIP, SimCLR)."""
+    with torch.no_grad():
+        u = fit.f(x)
+    return torch.nn.functional.normalize(u, dim=-1) if normalize else u
+
+
+def heldout_r2(features: Tensor, target: Tensor, method: str = "kernel") -> Tensor:
+    """R² of each target column, `[R, T]`: fitted on the first half of the points, scored
+    on the second (kernel ridge with α and γ chosen by 3-fold cross-validation)."""
+    half = features.shape[-2] // 2
+    t = target.expand(features.shape[0], *target.shape)
+    gammas = [g / features.shape[-1] for g in (0.25, 1.0, 4.0)]
+    return probes.r2_scores(
+        features[:, :half], t[:, :half], features[:, half:], t[:, half:], method,
+        alphas=(1e-3, 1e-2, 1e-1, 1.0), gammas=gammas,
+    )  # fmt: skip
+
+
+def pmi_weights(pmi: Tensor) -> Tensor:
+    """Where the symmetric loss looks: ½(p(y_j | x_i) + p(x_i | y_j)) within the table, from
+    the true PMI, set to 0 in cells less likely than a uniform guess (1 / n)."""
+    n = pmi.shape[0]
+    w = 0.5 * (pmi.softmax(1) + pmi.softmax(0))
+    return torch.where(w >= 1.0 / n, w, torch.zeros_like(w))
+
+
+def pmi_readout(fit: TwoTowerFit, test: LensesSample, rho: float) -> probes.PMIFit:
+    """How far the learned logits cos(f(x_i), g(y_j)) / τ are from PMI(x_i, y_j)."""
+    with torch.no_grad():
+        u = torch.nn.functional.normalize(fit.f(test.x), dim=-1)
+        v = torch.nn.functional.normalize(fit.g(test.y), dim=-1)
+        logits = u @ v.mT / fit.temperature()[:, None, None]
+    pmi = gaussian_pmi(test.a, test.b, rho)
+    return probes.pmi_fit(logits, pmi, pmi_weights(pmi))
+
+
+def ood_accuracy(
+    fit: TwoTowerFit, train: LensesSample, test: LensesSample, normalize: bool
+) -> Tensor:
+    """Test accuracy, `[R]`, of a linear probe for sign(a_1) trained on frozen f(x) of `train`."""
+    label = lambda s: (s.a[:, 0] > 0).long().cpu()  # noqa: E731
+    result = probes.linear_probe(
+        embed(fit, train.x, normalize), label(train), embed(fit, test.x, normalize), label(test)
+    )
+    return torch.as_tensor(result["test_acc"])
+
+
+def heldout_loss(fit: TwoTowerFit, test: LensesSample, batch_size: int) -> Tensor:
+    """The CLIP loss, `[R]`, on held-out pairs cut into batches of `batch_size` (the same N
+    as in training, so it compares with log N − I(x; y))."""
+    starts = range(0, len(test.x) - batch_size + 1, batch_size)
+    with torch.no_grad():
+        u, v, t = fit.f(test.x), fit.g(test.y), fit.temperature()
+        losses = [symmetric_info_nce(u[:, i : i + batch_size], v[:, i : i + batch_size], t)
+                  for i in starts]  # fmt: skip
+    return torch.stack(losses).mean(0)

@@ -1,0 +1,85 @@
+"""Chapter 06's world: closed forms (PMI, mutual information, Hermite functions) and models."""
+
+import math
+
+import pytest
+import torch
+
+from mmnb.mixing import unmix
+from mmnb.worlds import lenses
+
+
+def test_pmi_is_the_log_density_ratio_and_averages_to_the_mutual_information():
+    rho, k = 0.8, 3
+    world = lenses.LensesWorld(lenses.LensesConfig(content_dim=k, content_corr=rho), seed=0)
+    s = world.sample(200_000, "data/test")
+    joint = torch.distributions.MultivariateNormal(
+        torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))  # fmt: skip
+    normal = torch.distributions.Normal(0.0, 1.0)
+    a, b = s.a[:4], s.b[:6]
+    pairs = torch.stack(torch.broadcast_tensors(a[:, None], b[None]), -1)
+    direct = (joint.log_prob(pairs).sum(-1) - normal.log_prob(a).sum(-1)[:, None]
+              - normal.log_prob(b).sum(-1)[None])  # fmt: skip
+    torch.testing.assert_close(lenses.gaussian_pmi(a, b, rho), direct, rtol=1e-4, atol=1e-4)
+    on_pairs = torch.stack([lenses.gaussian_pmi(s.a[i : i + 1], s.b[i : i + 1], rho)[0, 0]
+                            for i in range(2000)])  # fmt: skip
+    info = lenses.mutual_information(k, rho)
+    assert abs(on_pairs.mean().item() - info) < 0.15, (on_pairs.mean().item(), info)
+    assert info == pytest.approx(-1.5 * math.log(1 - 0.64))
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_hermite_features_are_orthonormal_and_counted_right(degree):
+    a = torch.randn(400_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    h = lenses.hermite_features(a, degree)
+    assert h.shape[1] == degree + 1  # monomials of total degree `degree` in 2 variables
+    torch.testing.assert_close(h.T @ h / len(a), torch.eye(degree + 1, dtype=h.dtype),
+                               atol=0.02, rtol=0)  # fmt: skip
+    lower = lenses.hermite_features(a, degree - 1) if degree > 1 else torch.ones_like(a[:, :1])
+    assert (h.T @ lower / len(a)).abs().max() < 0.02
+
+
+def test_world_is_invertible_and_reproducible():
+    cfg = lenses.LensesConfig(content_dim=2, private_dim=3)
+    world = lenses.LensesWorld(cfg, seed=4)
+    s = world.sample(100, "data/train")
+    torch.testing.assert_close(unmix(s.x, world.weights_x), torch.cat([s.a, s.s_x], 1),
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
+    again = lenses.LensesWorld(cfg, seed=4).sample(100, "data/train")
+    torch.testing.assert_close(s.x, again.x)
+    assert not torch.equal(s.a, world.sample(100, "data/test").a)
+    wide = world.sample(20_000, "data/ood", private_scale=3.0)
+    assert 2.8 < wide.s_x.std().item() < 3.2 and 0.95 < wide.a.std().item() < 1.05
+
+
+def test_pmi_weights_keep_the_plausible_cells():
+    pmi = torch.tensor([[5.0, -20.0, -20.0], [-20.0, 5.0, 0.0], [-20.0, 4.9, 5.0]])
+    w = lenses.pmi_weights(pmi)
+    assert (w.diagonal() > 0).all() and w[0, 1] == 0 and w[2, 0] == 0
+
+
+def test_models_train_and_read_out():
+    cfg = lenses.LensesConfig.from_profile("book", steps=5, n_train=256, n_test=128,
+                                           batch_size=32, eval_every=2)  # fmt: skip
+    world = lenses.LensesWorld(cfg, seed=0)
+    data, test = world.sample(cfg.n_train, "data/train"), world.sample(cfg.n_test, "data/test")
+    clip = lenses.fit_clip(data, cfg, learn=[True, False], replicas=[0, 0], seed=0, probe=test)
+    assert clip.history.final("tau")[1] == pytest.approx(cfg.fixed_tau)
+    assert clip.history["r2_private"].shape == (4, 2)
+    assert lenses.pmi_readout(clip, test, cfg.content_corr).rmse.shape == (2,)
+    assert lenses.heldout_loss(clip, test, cfg.batch_size).shape == (2,)
+    spec = lenses.fit_spectral(data, cfg, out_widths=[3, cfg.embed_dim], replicas=2, seed=0)
+    assert (lenses.embed(spec, test.x, False)[0, :, 3:] == 0).all()
+    single = lenses.fit_single_modal(data, world, cfg, ["noise", "resample"], replicas=2, seed=0)
+    assert lenses.ood_accuracy(single, data, test, True).shape == (2,)
+    with pytest.raises(ValueError, match=r"views\[0\]='crop'"):
+        lenses.fit_single_modal(data, world, cfg, ["crop"], replicas=1, seed=0)
+
+
+def test_config_names_bad_knobs():
+    with pytest.raises(ValueError, match="content_corr=1.0 is out of range"):
+        lenses.LensesConfig.from_profile("book", content_corr=1.0)
+    with pytest.raises(ValueError, match="embed_dim=2 is out of range"):
+        lenses.LensesConfig.from_profile("book", embed_dim=2)
+    with pytest.raises(ValueError, match="one-pass pairs"):
+        lenses.LensesConfig.from_profile("book", steps=100_000)
