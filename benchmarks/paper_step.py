@@ -1,9 +1,10 @@
 """Chapter 04's "paper" training step, in FLOP/s against this machine's matmul peak.
 
 Two encoders 15 → 150 → 750 → 750 → 750 → 750 → 150 → 5 on a fresh batch of 6144 pairs
-(drawn through the frozen mixing MLPs on the device), symmetric InfoNCE with the
-negative squared distance, per-replica gradient clipping and Adam: one step of the
-reference configuration. Only matrix-multiply FLOPs are counted as useful work.
+(noise drawn on the CPU from its stream, moved to the device, then through the frozen
+mixing MLPs), symmetric InfoNCE with the negative squared distance, per-replica gradient
+clipping and Adam: one step of the reference configuration. Only matrix-multiply FLOPs are
+counted as useful work.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-import mmnb
 from benchmarks.timing import seconds_per_call
 from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
 from mmnb.worlds import identifiability
@@ -33,15 +33,16 @@ def step_flops(encoders: nn.Module, batch: int) -> float:
 
 def paper_step(device: torch.device, compile: bool = False) -> tuple[Callable[[], None], float]:
     """One training step at the "paper" profile (one replica) and its matmul FLOPs."""
-    cfg = mmnb.resolve_profile("paper", identifiability.PROFILES)
-    model = identifiability.make_latent_model([identifiability.DEFAULT], [0], cfg, device)
-    enc = identifiability.make_encoders(cfg, 1, 0, device)
+    cfg = identifiability.IdentifiabilityConfig.from_profile("paper")
+    pairs = [(identifiability.table(cfg.p_chg)[-1], 0)]
+    model = identifiability.latent_model(cfg, pairs, 0, device)
+    enc = identifiability.make_encoders(cfg, pairs, 0, device)
     params = list(enc.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
-    gen = torch.Generator(device=device).manual_seed(0)
+    streams = model.streams(0, "data/train")
 
     def loss() -> torch.Tensor:
-        return identifiability.contrastive_loss(enc, model, cfg.batch_size, gen)
+        return identifiability.contrastive_loss(enc, model, cfg.batch_size, streams)
 
     objective = torch.compile(loss) if compile else loss
 

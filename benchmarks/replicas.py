@@ -126,14 +126,13 @@ def ch03_step(r: int, seed: int, device: torch.device) -> Step:
 
 def ch04_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 04 ("book"): data drawn per step through the mixing MLPs, two encoders."""
-    cfg = mmnb.resolve_profile("book", identifiability.PROFILES)
-    model = identifiability.make_latent_model(
-        [identifiability.DEFAULT] * r, [seed + k for k in range(r)], cfg, device
-    )
-    enc = identifiability.make_encoders(cfg, r, seed, device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    cfg = identifiability.IdentifiabilityConfig.from_profile("book")
+    pairs = identifiability.replicas(identifiability.table(cfg.p_chg)[-1:], r)
+    model = identifiability.latent_model(cfg, pairs, seed, device)
+    enc = identifiability.make_encoders(cfg, pairs, seed, device)
+    streams = model.streams(seed, "data/train")
     return _optimizer_step(
-        lambda: identifiability.contrastive_loss(enc, model, cfg.batch_size, gen),
+        lambda: identifiability.contrastive_loss(enc, model, cfg.batch_size, streams),
         enc.parameters(),
         cfg.lr,
     )

@@ -1,4 +1,4 @@
-"""Chapter 04's world: mixing functions, latent law, style oracle, regressors, checks."""
+"""Chapter 04's world: config, latent law, style oracle, objectives, replicas, evaluation."""
 
 import math
 from dataclasses import replace
@@ -7,68 +7,68 @@ import numpy as np
 import pytest
 import torch
 
-import mmnb
+from mmnb.mixing import condition_threshold, unmix
 from mmnb.train import clip_grad_norm_per_replica_
 from mmnb.worlds import identifiability as world
+from mmnb.worlds.identifiability_latents import ReplicaStreams, Setting
+
+Config = world.IdentifiabilityConfig
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    return mmnb.resolve_profile("book", world.PROFILES, cond_draws=2000)
+    return Config.from_profile("book", cond_draws=2000, steps=3, track_evals=0, n_val=200,
+                               n_test=200, kernel_points=200)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def model(cfg):
-    settings = [*world.TABLE, world.MULTIVIEW]
-    return world.make_latent_model(settings, [3] * len(settings), cfg)
+def table(cfg):
+    return world.table(cfg.p_chg)
 
 
-def test_mixing_is_invertible(cfg, model):
-    data = model.sample(500, torch.Generator().manual_seed(0))
-    z1 = torch.cat([data["c"], data["s"], data["m1"]], -1)
-    z2 = torch.cat([data["c"], data["s_tilde"], data["m2"]], -1)
-    multi = slice(0, len(world.TABLE))  # multi-modal replicas: every layer invertible
-    torch.testing.assert_close(
-        world.unmix(data["x1"][multi], model.f1[multi]), z1[multi], atol=1e-3, rtol=1e-3
-    )
-    torch.testing.assert_close(
-        world.unmix(data["x2"][multi], model.f2[multi]), z2[multi], atol=1e-3, rtol=1e-3
-    )
-    # a single mixing function on its own, in double precision
-    f = world.invertible_mlp(6, 3, torch.Generator().manual_seed(1), draws=2000).double()
-    z = torch.randn(200, 6, dtype=torch.float64)
-    torch.testing.assert_close(world.unmix(world.mix(z, f), f), z)
+@pytest.fixture(scope="module")
+def model(cfg, table):
+    settings = [*table, replace(table[-1], multiview=True)]
+    return world.latent_model(cfg, [(s, 3) for s in settings], seed=0)
 
 
-def test_mixing_weights_have_unit_columns_and_bounded_condition(cfg, model):
+def test_mixing_is_invertible_and_content_is_shared(cfg, table, model):
+    data = model.sample(500, model.streams(0, "test"))
+    multi = slice(0, len(table))  # multi-modal replicas: every layer invertible
+    z1 = unmix(data["x1"][multi].double(), model.f1[multi].double())
+    z2 = unmix(data["x2"][multi].double(), model.f2[multi].double())
+    n_c = cfg.n_c
+    rest = torch.cat([data["s"], data["m1"]], -1)[multi].double()
+    torch.testing.assert_close(z1[..., n_c:], rest, atol=1e-4, rtol=1e-4)
+    # both modalities carry the same content, recovered from x1 and x2 separately
+    torch.testing.assert_close(z1[..., :n_c], z2[..., :n_c], atol=1e-4, rtol=1e-4)
+    assert (z1[..., n_c : n_c + cfg.n_s] - z2[..., n_c : n_c + cfg.n_s]).abs().max() > 0.1
+
+
+def test_mixing_weights_have_unit_columns_and_bounded_condition(cfg, table, model):
     n = cfg.n_c + cfg.n_s + cfg.n_m
-    threshold = world.condition_threshold(n, cfg.cond_draws, cfg.cond_ratio)
-    multi = model.mixing_condition[: len(world.TABLE)]
-    assert multi.shape == (len(world.TABLE), 2, cfg.mixing_layers)
-    assert (multi <= threshold + 1e-6).all()
+    multi = model.mixing_condition[: len(table)]
+    assert multi.shape == (len(table), 2, cfg.mixing_layers)
+    assert (multi <= condition_threshold(n, cfg.cond_draws, cfg.cond_ratio) + 1e-4).all()
     torch.testing.assert_close(model.f1.norm(dim=-2)[0], torch.ones(cfg.mixing_layers, n))
-    # the threshold is a low quantile: most random draws are worse conditioned
-    draws = torch.rand(500, n, n, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    assert (
-        torch.linalg.cond(draws / draws.norm(dim=-2, keepdim=True)) > threshold
-    ).float().mean() > 0.9
     assert not torch.equal(model.f1[0], model.f2[0])  # two different mechanisms
+    assert torch.equal(model.f1[0], model.f1[1])  # same replica id: same world draws
 
 
-def test_style_changes_with_probability_p_chg(cfg):
-    settings = [world.Setting(p) for p in (0.0, 0.3, 0.75, 1.0)]
-    m = world.make_latent_model(settings, [0] * 4, cfg)
-    data = m.sample(20_000, torch.Generator().manual_seed(4))
-    changed = (data["s_tilde"] != data["s"]).double().mean((1, 2))
+def test_style_changes_with_probability_p_chg_and_fixed_coordinates_never(cfg):
+    settings = [Setting(p) for p in (0.0, 0.3, 0.75, 1.0)] + [Setting(1.0, fixed_style=1)]
+    m = world.latent_model(cfg, [(s, 0) for s in settings], seed=0)
+    data = m.sample(20_000, m.streams(0, "test"))
+    changed = (data["s_tilde"] != data["s"]).double().mean(1)  # [R, n_s]
     n = 20_000 * cfg.n_s
-    for p, rate in zip((0.0, 0.3, 0.75, 1.0), changed.tolist(), strict=True):
+    for p, rate in zip((0.0, 0.3, 0.75, 1.0), changed[:4].mean(1).tolist(), strict=True):
         assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-12, (p, rate)
-    torch.testing.assert_close(data["c"], data["c"])  # content is shared exactly by construction
-    assert torch.equal(world.make_latent_model(settings, [0] * 4, cfg).f1, m.f1)
+    assert changed[4, :-1].min() == 1.0 and changed[4, -1] == 0.0
+    assert torch.equal(world.latent_model(cfg, [(s, 0) for s in settings], 0).f1, m.f1)
 
 
-def test_dependencies_and_blocks(cfg, model):
-    data = model.sample(20_000, torch.Generator().manual_seed(5))
+def test_dependencies_and_blocks(cfg, table, model):
+    data = model.sample(20_000, model.streams(0, "test"))
     names = [s.name for s in model.settings]
     indep, causal, stat = (names.index(n) for n in ("p1_indep", "p1_causal", "p1_stat"))
     emp = torch.cov(data["c"][stat].T.double())
@@ -77,91 +77,155 @@ def test_dependencies_and_blocks(cfg, model):
     # without causal dependence style and content are uncorrelated; with it they are not
     cross = lambda r: (data["s"][r] - data["s"][r].mean(0)).T @ data["c"][r] / 20_000  # noqa: E731
     assert cross(indep).abs().max() < 0.05 and cross(causal).abs().max() > 0.2
-    mv = names.index(world.MULTIVIEW.name)
+    mv = len(table)
     assert torch.equal(model.f1[mv], model.f2[mv])
     assert data["m1"][mv].abs().max() == 0 and data["x1"][mv, :, 6:].abs().max() == 0
+    # the s̃ covariance: Σ_s + E[b bᵀ] ∘ Σ_ε, checked on samples
+    emp = torch.cov(data["s_tilde"][-2].T.double())
+    torch.testing.assert_close(emp, model.covariance["s_tilde"][-2], rtol=0.1, atol=0.15)
 
 
-def test_style_oracle_closed_form():
+def test_shared_covariance_is_one_matrix_for_every_block(cfg):
+    shared, indep = Setting(statistical=True, covariance="shared"), Setting(statistical=True)
+    m = world.latent_model(cfg, [(shared, 0), (indep, 0)], seed=0)
+    cov = m.covariance
+    for block in ("s", "m1", "m2", "eps"):
+        torch.testing.assert_close(cov[block][0], cov["c"][0])
+        assert not torch.allclose(cov[block][1], cov["c"][1])
+    well = world.latent_model(cfg, [(replace(shared, wishart_factor=10), 0)], seed=0)
+    cond = lambda c: float(torch.linalg.cond(c[0]))  # noqa: E731
+    assert cond(well.covariance["c"]) < cond(cov["c"])  # more df, better conditioned
+    with pytest.raises(ValueError, match="wishart_factor"):
+        replace(shared, wishart_factor=0)
+
+
+def test_style_oracle_closed_form(cfg):
     # one content and one style coordinate, Σ = 1: R²(s | c) = B² / (B² + 1)
-    cfg = mmnb.resolve_profile("book", world.PROFILES, n_c=1, n_s=1, n_m=1, cond_draws=500)
-    setting = world.Setting(0.5, causal=True)
-    m = world.make_latent_model([setting, world.Setting(0.5)], [7, 7], cfg)
+    small = cfg.replace(n_c=1, n_s=1, n_m=1, sweep_sizes=(1,))
+    m = world.latent_model(small, [(Setting(0.5, causal=True), 7), (Setting(0.5), 7)], 0)
     b = m.transform[0, 0, 1].double()  # s = u_s + B c + a, c = u_c
     expected = b**2 / (b**2 + 1)
     torch.testing.assert_close(m.style_oracle("s")[0, 0], expected)
     torch.testing.assert_close(m.style_oracle("s_tilde")[0, 0], b**2 / (b**2 + 1 + 0.5))
     assert m.style_oracle("s")[1].item() == 0.0
     # the oracle is what the best (linear) predictor of s from c achieves on samples
-    data = m.sample(200_000, torch.Generator().manual_seed(8))
-    c, s = data["c"][0].double(), data["s"][0].double()
-    fit = np.polyfit(c[:, 0].numpy(), s[:, 0].numpy(), 1)
-    r2 = 1 - np.var(s[:, 0].numpy() - np.polyval(fit, c[:, 0].numpy())) / np.var(s[:, 0].numpy())
+    data = m.sample(200_000, m.streams(0, "test"))
+    c, s = data["c"][0, :, 0].double().numpy(), data["s"][0, :, 0].double().numpy()
+    fit = np.polyfit(c, s, 1)
+    r2 = 1 - np.var(s - np.polyval(fit, c)) / np.var(s)
     assert r2 == pytest.approx(expected.item(), abs=0.01)
 
 
-def test_style_oracle_matches_samples_with_dependencies(cfg, model):
-    names = [s.name for s in model.settings]
-    r = names.index("p075_stat_causal")
-    data = model.sample(100_000, torch.Generator().manual_seed(9))
+def test_style_oracle_matches_samples_per_coordinate_and_direction(model):
+    r = [s.name for s in model.settings].index("p075_stat_causal")
+    data = model.sample(100_000, model.streams(0, "test"))
     c, s = data["c"][r].double(), data["s"][r].double()
     a = torch.cat([c, torch.ones(len(c), 1, dtype=torch.float64)], 1)
-    pred = a @ torch.linalg.lstsq(a, s).solution
-    r2 = 1 - (s - pred).var(0) / s.var(0)
-    torch.testing.assert_close(r2, model.style_oracle("s")[r], atol=0.01, rtol=0)
+    directions = torch.linalg.eigh(model.covariance["s"].double())[1]  # [R, n_s, n_s]
+    for dirs, target in ((None, s), (directions, s @ directions[r])):
+        pred = a @ torch.linalg.lstsq(a, target).solution
+        r2 = 1 - (target - pred).var(0) / target.var(0)
+        torch.testing.assert_close(r2, model.style_oracle("s", dirs)[r], atol=0.01, rtol=0)
 
 
 def test_encoders_mask_spare_dimensions(cfg):
-    enc = world.make_encoders(cfg, [1, 3], seed=0)
+    pairs = [(Setting(encoding_size=1), 0), (Setting(), 1)]
+    enc = world.make_encoders(cfg, pairs, seed=0)
     x = torch.randn(2, 16, cfg.n_c + cfg.n_s + cfg.n_m)
     u, v = enc(x, x)
     assert u.shape == (2, 16, 3) and u[0, :, 1:].abs().max() == 0 and v[0, :, 1:].abs().max() == 0
     assert u[1].abs().min() > 0
-    assert world.make_encoders(cfg, 4).mask is None
+    assert world.make_encoders(cfg, pairs[1:], 0).g1.out_mask is None
 
 
-def test_loss_per_replica_and_gradient_clipping(cfg):
-    m = world.make_latent_model(world.TABLE[:2], [0, 1], cfg)
-    enc = world.make_encoders(cfg, 2, seed=0)
-    loss = world.contrastive_loss(enc, m, 64, torch.Generator().manual_seed(0))
-    assert loss.shape == (2,) and torch.isfinite(loss).all()
+def test_reference_loss_by_hand():
+    u, v, u2, v2 = (torch.randn(1, 5, 2, dtype=torch.float64) for _ in range(4))
+
+    def one(a, b, neg):
+        total = 0.0
+        for i in range(5):
+            pos = float((a[0, i] - b[0, i]).square().sum())
+            terms = [-float((a[0, i] - neg[0, j]).square().sum()) for j in range(5)] + [-pos]
+            total += pos + math.log(sum(math.exp(t) for t in terms) / 6)
+        return total / 5
+
+    expected = 0.5 * (one(u, v, u2) + one(v, u, v2))
+    assert world.reference_info_nce(u, v, u2, v2).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_loss_per_replica_and_gradient_clipping(cfg, table):
+    pairs = [(table[0], 0), (table[1], 1)]
+    m, enc = world.latent_model(cfg, pairs, 0), world.make_encoders(cfg, pairs, 0)
+    for objective in world.OBJECTIVES:
+        loss = world.contrastive_loss(enc, m, 64, m.streams(0, "a"), objective,
+                                      m.streams(0, "b"))  # fmt: skip
+        assert loss.shape == (2,) and torch.isfinite(loss).all()
     loss.sum().backward()
     params = list(enc.parameters())
     before = torch.stack([p.grad.reshape(2, -1).square().sum(1) for p in params]).sum(0).sqrt()
     norms = clip_grad_norm_per_replica_(params, 0.5 * float(before.min()))
     torch.testing.assert_close(norms, before)
     after = torch.stack([p.grad.reshape(2, -1).square().sum(1) for p in params]).sum(0).sqrt()
-    torch.testing.assert_close(
-        after, torch.full((2,), 0.5 * float(before.min())), rtol=1e-4, atol=0
-    )
+    torch.testing.assert_close(after, torch.full((2,), 0.5 * float(before.min())), rtol=1e-4,
+                               atol=0)  # fmt: skip
 
 
-def test_bad_parameters_raise_value_errors(cfg):
+def test_replica_streams_share_ids_and_advance():
+    st = ReplicaStreams(0, "test", [0, 1, 0])
+    a, b = st.randn(4, 2), st.randn(4, 2)
+    assert torch.equal(a[0], a[2]) and not torch.equal(a[0], a[1]) and not torch.equal(a, b)
+    assert torch.equal(ReplicaStreams(0, "test", [1]).randn(4, 2)[0], a[1])
+
+
+def test_a_replica_trains_alone_as_in_a_group(cfg, table):
+    group = [(table[0], 0), (table[-1], 1), (table[3], 0)]
+    together = world.run(cfg, group, seed=5)
+    alone = world.run(cfg, group[1:2], seed=5)
+    torch.testing.assert_close(alone.history["loss"][:, 0], together.history["loss"][:, 1])
+    w_alone = alone.encoders.g1.layers[0].weight[0]
+    torch.testing.assert_close(w_alone, together.encoders.g1.layers[0].weight[1])
+    torch.testing.assert_close(alone.evaluation.linear[0], together.evaluation.linear[1])
+    assert together.r2(table[0]).shape == (1, 5) and together.oracle(table[-1]).shape == (1,)
+
+
+def test_evaluation_shapes_and_multiview_nan(cfg, table):
+    pairs = [(table[3], 0), (replace(table[3], multiview=True), 0)]
+    res = world.run(cfg, pairs, seed=1, objective="reference")
+    assert res.objective == "reference" and res.evaluation.kernel.shape == (2, 2, 5)
+    assert torch.isnan(res.evaluation.kernel[1, :, 3:]).all()
+    assert torch.isfinite(res.evaluation.kernel[0]).all()
+    assert "loss" in res.history.names()
+
+
+def test_config_validation():
     with pytest.raises(ValueError, match="p_chg"):
-        world.Setting(p_chg=1.5)
+        Config.from_profile("book", p_chg=1.5)
+    with pytest.raises(ValueError, match="p_chg"):
+        Setting(p_chg=-0.1)
     with pytest.raises(ValueError, match="profile.*book"):
-        mmnb.resolve_profile("huge", world.PROFILES)
+        Config.from_profile("huge")
     with pytest.raises(ValueError, match="n_c.*out of range"):
-        world.check_config(replace_cfg(cfg, n_c=0))
+        Config.from_profile("book", n_c=0)
+    with pytest.raises(ValueError, match="steps"):
+        Config.from_profile("book", steps=float("nan"))
     with pytest.raises(ValueError, match="kernel_points"):
-        world.check_config(replace_cfg(cfg, kernel_points=10**7))
+        Config.from_profile("book", kernel_points=5000)
+    with pytest.raises(ValueError, match=r"sweep_sizes\[1\]"):
+        Config.from_profile("book", sweep_sizes=[1, 0])
+    with pytest.raises(ValueError, match="objective"):
+        Config.from_profile("book", objective="simclr")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        Config.from_profile("book", encoding_sizes=3)
     with pytest.raises(ValueError, match="block.*s_tilde"):
-        world.make_latent_model([world.Setting()], [0], cfg).style_oracle("m1")
-    with pytest.raises(ValueError, match="shared_covariance"):
-        cfg2 = replace_cfg(cfg, n_m=2)
-        world.make_latent_model(
-            [world.Setting(statistical=True, shared_covariance=True)], [0], cfg2
-        )
-    world.check_config(cfg)  # the profiles themselves are valid
-    world.check_config(mmnb.resolve_profile("paper", world.PROFILES))
+        world.latent_model(Config(cond_draws=2000), [(Setting(), 0)], 0).style_oracle("m1")
+    paper = Config.from_profile("paper")
+    assert paper.n_c == 5 and paper.steps == 300_001 and paper.lr == Config().lr / 10
+    assert Config.from_profile("book", steps=10).track_every == 1
 
 
-def replace_cfg(cfg, **changes):
-    return type(cfg)(**{**vars(cfg), **changes})
-
-
-def test_setting_names_are_unique():
-    names = [s.name for s in world.TABLE]
+def test_setting_names_are_unique(table):
+    names = [s.name for s in table]
     assert len(set(names)) == len(names)
-    assert world.DEFAULT.name == "p075_stat_causal"
-    assert replace(world.DEFAULT, encoding_size=4).name == "p075_stat_causal_d4"
+    assert table[-1].name == "p075_stat_causal"
+    assert replace(table[-1], encoding_size=4).name == "p075_stat_causal_d4"
+    assert replace(table[2], covariance="shared", wishart_factor=10).name == "p1_stat_shared_df10n"

@@ -1,0 +1,280 @@
+"""Chapter 04's latent law: content, style, modality-specific latents and two mixings.
+
+Latents per sample: content c (shared exactly), style s (shared, but each coordinate of
+the second modality's copy s̃ = s + b ⊙ ε is perturbed with probability p_chg) and
+modality-specific m1, m2 (independent of everything). The observations are
+x1 = f1(c, s, m1) and x2 = f2(c, s̃, m2), with two different invertible mixing MLPs
+(`mmnb.mixing`). Optional dependencies: *statistical* (each block Gaussian with a
+Wishart covariance) and *causal* (s ← s + B c + a). The multi-view special case has
+f1 = f2 and no m's.
+
+Every tensor carries a leading replica axis R. A replica is a (setting, replica id)
+pair: the id j names the random streams of its world (stream(seed, "world/…", j)), so
+replicas of different settings with the same id share their draws (covariances, B, a,
+f1, f2) and differ only in which dependencies are on. Samples are drawn from one stream
+per id on the CPU and moved to the device, so they do not depend on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmnb.config import check_choice, check_range
+from mmnb.mixing import invertible_mlp, mix
+from mmnb.runtime import stream
+
+__all__ = [
+    "BLOCKS",
+    "LatentModel",
+    "ReplicaStreams",
+    "Setting",
+    "make_latent_model",
+    "wishart",
+]
+
+BLOCKS = ("c", "s", "s_tilde", "m1", "m2")
+COVARIANCES = ("shared", "independent")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the experiment: how style changes and which dependencies are on.
+
+    `covariance="shared"` (with statistical dependence) draws every block's Wishart
+    matrix from the same stream, so blocks of one size share one matrix, Σ_ε included:
+    the reference code's design (it seeds each draw with the same random state);
+    `"independent"` draws one matrix per block. `wishart_factor` k draws each block's
+    matrix with k times its size as degrees of freedom (better conditioned for larger k),
+    divided by k to keep its mean I·size.
+    `fixed_style` style coordinates (the last ones) never change: a negative control of
+    the assumption that style changes. `encoding_size=None` means n_c; `multiview=True`
+    uses one mixing function for both modalities and no modality-specific latents.
+    """
+
+    p_chg: float = 1.0
+    statistical: bool = False
+    causal: bool = False
+    multiview: bool = False
+    encoding_size: int | None = None
+    covariance: str = "independent"
+    wishart_factor: int = 1
+    fixed_style: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("p_chg", self.p_chg, 0.0, 1.0)
+        check_choice("covariance", self.covariance, COVARIANCES)
+        check_range("fixed_style", self.fixed_style, 0, 256, integer=True)
+        if self.encoding_size is not None:
+            check_range("encoding_size", self.encoding_size, 1, 256, integer=True)
+        check_range("wishart_factor", self.wishart_factor, 1, 10_000, integer=True)
+
+    @property
+    def dependence(self) -> str:
+        """`indep`, `stat`, `causal` or `stat_causal`."""
+        parts = [n for n, on in (("stat", self.statistical), ("causal", self.causal)) if on]
+        return "_".join(parts) or "indep"
+
+    @property
+    def name(self) -> str:
+        """A short identifier such as `p075_stat_causal` (used in metric names)."""
+        name = f"p{self.p_chg:g}".replace(".", "") + f"_{self.dependence}"
+        if self.multiview:
+            name = "multiview_" + name
+        if self.covariance != "independent":
+            name += f"_{self.covariance}"
+        if self.wishart_factor != 1:
+            name += f"_df{self.wishart_factor}n"
+        if self.fixed_style:
+            name += f"_fixed{self.fixed_style}"
+        return name if self.encoding_size is None else f"{name}_d{self.encoding_size}"
+
+
+def wishart(n: int, generator: torch.Generator, df: int | None = None) -> Tensor:
+    """A covariance `[n, n]` from Wishart(df, I), df = n by default: GᵀG with G ~ N(0, 1)^{df×n}."""
+    g = torch.randn(df or n, n, generator=generator, dtype=torch.float64)
+    return g.T @ g
+
+
+class ReplicaStreams:
+    """The stream (seed, purpose, j) of every distinct replica id j, drawn as `[R, …]`.
+
+    Replicas that share an id get the same numbers; each id's stream advances once per
+    call. Draws are made on the CPU and moved to `device`.
+    """
+
+    def __init__(
+        self, seed: int, purpose: str, ids: Sequence[int], device: torch.device | str = "cpu"
+    ) -> None:
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        self.index = torch.tensor([unique.index(int(i)) for i in ids])
+        self.streams = [stream(seed, purpose, j) for j in unique]
+        self.device = torch.device(device)
+
+    def randn(self, *shape: int) -> Tensor:
+        return torch.stack([s.randn(*shape) for s in self.streams])[self.index].to(self.device)
+
+    def rand(self, *shape: int) -> Tensor:
+        return torch.stack([s.rand(*shape) for s in self.streams])[self.index].to(self.device)
+
+
+@dataclass
+class LatentModel:
+    """The generative process of R replicas, ready to sample on its device.
+
+    Noise u ~ N(0, I) maps linearly to the latents: `(c, s, m1, m2, ε) = u @ transform
+    + offset`; s̃ = s + b ⊙ ε with b_j ~ Bernoulli(p_chg) (0 for fixed coordinates);
+    x1 = f1(c, s, m1), x2 = f2(c, s̃, m2). A multi-view replica has m1 = m2 = 0 and
+    f1 = f2 acting on (c, s) only.
+    """
+
+    settings: list[Setting]
+    ids: list[int]
+    n_c: int
+    n_s: int
+    n_m: int
+    transform: Tensor  # [R, D, D] with D = n_c + 2 n_s + 2 n_m
+    offset: Tensor  # [R, 1, D]
+    change_prob: Tensor  # [R, 1, n_s]: probability that each style coordinate changes
+    f1: Tensor  # [R, L, n, n], n = n_c + n_s + n_m
+    f2: Tensor
+    covariance: dict[str, Tensor]  # per block (and "eps", "cs" = Cov(c, s)), [R, ·, ·]
+    mixing_condition: Tensor  # [R, 2, L]: condition number of every mixing layer
+
+    @property
+    def n_replicas(self) -> int:
+        return self.transform.shape[0]
+
+    def _slices(self) -> dict[str, slice]:
+        ends = np.cumsum([0, self.n_c, self.n_s, self.n_m, self.n_m, self.n_s])
+        names = ("c", "s", "m1", "m2", "eps")
+        return {
+            k: slice(int(a), int(b)) for k, a, b in zip(names, ends[:-1], ends[1:], strict=True)
+        }
+
+    def streams(self, seed: int, purpose: str) -> ReplicaStreams:
+        """The per-id streams (seed, purpose, j) of this model's replicas, on its device."""
+        return ReplicaStreams(seed, purpose, self.ids, self.transform.device)
+
+    def sample(self, n: int, streams: ReplicaStreams) -> dict[str, Tensor]:
+        """`n` pairs per replica: the blocks c, s, s_tilde, m1, m2 and x1, x2, each `[R, n, ·]`."""
+        u = streams.randn(n, self.transform.shape[1])
+        lat = torch.baddbmm(self.offset, u, self.transform)
+        sl = self._slices()
+        out = {k: lat[..., v] for k, v in sl.items() if k != "eps"}
+        change = streams.rand(n, self.n_s) < self.change_prob
+        out["s_tilde"] = out["s"] + change * lat[..., sl["eps"]]
+        z1 = torch.cat([out["c"], out["s"], out["m1"]], -1)
+        z2 = torch.cat([out["c"], out["s_tilde"], out["m2"]], -1)
+        out["x1"], out["x2"] = mix(z1, self.f1), mix(z2, self.f2)
+        return out
+
+    def style_oracle(self, block: str = "s", directions: Tensor | None = None) -> Tensor:
+        """R²(style | c) per replica, `[R, n_s]`: per coordinate, or along `directions`.
+
+        E[s | c] is linear (Gaussian latents), so along a unit direction v the best
+        predictor from c explains vᵀΣ_sc Σ_c⁻¹ Σ_cs v of the variance vᵀ Cov(s) v; s̃ has
+        the same E[· | c] and a larger variance. `directions` `[R, n_s, k]` holds one
+        direction per column (default: the coordinate axes).
+        """
+        check_choice("block", block, ("s", "s_tilde"))
+        cs, sig_c = self.covariance["cs"], self.covariance["c"]
+        explained = cs.mT @ torch.linalg.solve(sig_c, cs)  # Σ_sc Σ_c⁻¹ Σ_cs
+        if directions is None:
+            directions = torch.eye(self.n_s, dtype=cs.dtype, device=cs.device).expand_as(cs)
+        v = directions.to(cs.dtype)
+        quad = lambda m: (v * (m @ v)).sum(-2)  # noqa: E731
+        return quad(explained) / quad(self.covariance[block])
+
+
+def make_latent_model(
+    settings: Sequence[Setting],
+    ids: Sequence[int],
+    seed: int,
+    *,
+    n_c: int,
+    n_s: int,
+    n_m: int,
+    mixing_layers: int,
+    cond_draws: int = 25_000,
+    cond_ratio: float = 0.001,
+    device: torch.device | str = "cpu",
+) -> LatentModel:
+    """One replica per (setting, id): its latent law and mixing functions from stream id j."""
+    if len(settings) != len(ids):
+        raise ValueError(f"settings ({len(settings)}) and ids ({len(ids)}) must pair up")
+    n, dim = n_c + n_s + n_m, n_c + 2 * n_s + 2 * n_m
+    sizes = {"c": n_c, "s": n_s, "m1": n_m, "m2": n_m, "eps": n_s}
+    mixing = dict(n_layers=mixing_layers, draws=cond_draws, ratio=cond_ratio)
+    for s in settings:
+        check_range("fixed_style", s.fixed_style, 0, n_s, integer=True)
+    transforms, offsets, f1s, f2s, conds = [], [], [], [], []
+    for setting, j in zip(settings, ids, strict=True):
+        sigmas = {}
+        for block, d in sizes.items():  # shared: one stream for every block, as the reference
+            purpose = "world/covariance" + ("" if setting.covariance == "shared" else f"/{block}")
+            k = setting.wishart_factor
+            sigmas[block] = wishart(d, stream(seed, purpose, j).torch, k * d) / k
+        chol = {
+            k: torch.linalg.cholesky(s) if setting.statistical else torch.eye(len(s)).double()
+            for k, s in sigmas.items()
+        }
+        if setting.multiview:  # no modality-specific latents
+            chol["m1"] = chol["m2"] = torch.zeros(n_m, n_m, dtype=torch.float64)
+        t = torch.block_diag(*(chol[k].T for k in ("c", "s", "m1", "m2", "eps")))
+        offset = torch.zeros(1, dim, dtype=torch.float64)
+        if setting.causal:  # s ← s + B c + a
+            gen = stream(seed, "world/causal", j).torch
+            b, a = torch.randn(n_s, n_c, generator=gen), torch.randn(n_s, generator=gen)
+            t[:, n_c : n_c + n_s] += t[:, :n_c] @ b.double().T
+            offset[0, n_c : n_c + n_s] = a.double()
+        if setting.multiview:  # one mixing function on (c, s), inputs padded with zeros
+            f_view = invertible_mlp(
+                n_c + n_s, generator=stream(seed, "world/f_view", j).torch, **mixing
+            )
+            f1 = torch.zeros(mixing_layers, n, n)
+            f1[:, : n_c + n_s, : n_c + n_s] = f_view
+            f2, used = f1, torch.stack([f_view, f_view])
+        else:
+            f1, f2 = (
+                invertible_mlp(n, generator=stream(seed, f"world/{f}", j).torch, **mixing)
+                for f in ("f1", "f2")
+            )
+            used = torch.stack([f1, f2])
+        transforms.append(t)
+        offsets.append(offset)
+        f1s.append(f1)
+        f2s.append(f2)
+        conds.append(torch.linalg.cond(used.double()))
+    transform = torch.stack(transforms)
+    cov = transform.mT @ transform
+    sl = dict(
+        c=(0, n_c), s=(n_c, n_c + n_s), m1=(n_c + n_s, n), m2=(n, n + n_m), eps=(n + n_m, dim)
+    )
+    covariance = {k: cov[:, a:b, a:b] for k, (a, b) in sl.items()}
+    covariance["cs"] = cov[:, :n_c, n_c : n_c + n_s]  # Cov(c, s), non-zero with causal dependence
+    p = torch.tensor(
+        [[s.p_chg] * (n_s - s.fixed_style) + [0.0] * s.fixed_style for s in settings],
+        dtype=torch.float64,
+    )
+    # Cov(b ⊙ ε) = E[b bᵀ] ∘ Σ_ε with E[b_i b_j] = p_i p_j (i ≠ j), p_i (i = j)
+    second = p[:, :, None] * p[:, None, :] + torch.diag_embed(p - p.square())
+    covariance["s_tilde"] = covariance["s"] + second * covariance["eps"]
+    return LatentModel(
+        settings=list(settings),
+        ids=[int(j) for j in ids],
+        n_c=n_c,
+        n_s=n_s,
+        n_m=n_m,
+        transform=transform.float().to(device),
+        offset=torch.stack(offsets).float().to(device),
+        change_prob=p[:, None, :].float().to(device),
+        f1=torch.stack(f1s).to(device),
+        f2=torch.stack(f2s).to(device),
+        covariance={k: v.to(device) for k, v in covariance.items()},
+        mixing_condition=torch.stack(conds),
+    )
