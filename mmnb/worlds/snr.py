@@ -99,7 +99,7 @@ class SNRConfig(WorldConfig):
     # the phase diagram
     phase_diagram: bool = knob(True, doc="run the phase diagram")
     phase_n_snr2: tuple = knob((0.25, 0.5, 1.0, 2.0, 4.0), low=1e-4, high=1e4, doc="n·SNR² grid")
-    phase_c_mu: tuple = knob((1.0, 1.5, 2.25, 3.4, 5.0), low=0.0, high=100.0, doc="C_μ grid")
+    phase_c_mu: tuple = knob((1.0, 1.7, 3.0, 5.0), low=0.0, high=100.0, doc="C_μ grid")
     phase_seeds: int = knob(3, low=1, high=64, doc="replicas per grid point")
     theory_checks: bool = knob(True, doc="assert the theory's predictions")
 
