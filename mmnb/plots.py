@@ -274,8 +274,8 @@ def growth_rates(
 ) -> Axes:
     """log(coefficient) against the step with the predicted slope drawn from the same start.
 
-    `curves`: (label, steps [T], values [T, R], predicted per-step rate) per curve. The
-    shaded span marks the steps of the fit.
+    `curves`: (label, steps [T], values [T, R], predicted per-step rate) per curve; the
+    predicted line is drawn over twice the fit. The shaded span marks the steps of the fit.
     """
     if ax is None:
         ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)[1]
@@ -283,8 +283,8 @@ def growth_rates(
         color = PALETTE[k % len(PALETTE)]
         logs = np.log(np.asarray(values, dtype=float))
         band(ax, steps, logs, label=label, color=color)
-        start = logs[0].mean()
-        ax.plot(steps, start + rate * (steps - steps[0]), ls=":", c=color, lw=1.2)
+        start, near = logs[0].mean(), steps <= steps[0] + 2 * fit_steps
+        ax.plot(steps[near], start + rate * (steps[near] - steps[0]), ls=":", c=color, lw=1.2)
     ax.axvspan(0, fit_steps, color="0.9", zorder=0)
     ax.set(xlabel="step", ylabel="log coefficient")
     ax.legend(fontsize=7, ncol=2)
@@ -306,7 +306,7 @@ def grid_heatmaps(
 
     `uncertain` (boolean [len(x), len(y)]) hatches the cells whose last-map value is within
     its uncertainty of 0; `window` = (x_low, x_high, y_low) outlines a region open upwards;
-    `marker` marks one point.
+    `marker` marks one point with a red star.
     """
     fig, axes = panels(len(maps), width=3.7, height=3.2)
     xe, ye = _cell_edges(np.asarray(x, float), True), _cell_edges(np.asarray(y, float), True)
@@ -336,7 +336,6 @@ def grid_heatmaps(
         ax.set_yticks(y, [f"{v:g}" for v in y])
         ax.minorticks_off()
         ax.grid(False)
-    axes[0].legend(loc="upper right", fontsize=6)
     return fig
 
 
