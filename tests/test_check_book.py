@@ -119,3 +119,11 @@ def test_missing_chromium_is_loud_and_fails_only_in_ci(tmp_path, monkeypatch, ca
     monkeypatch.setenv("CI", "true")
     assert check_book.main([str(tmp_path)]) == 1
     assert check_book.main([str(tmp_path), "--require"]) == 1
+
+
+def test_only_the_current_builds_pages_are_checked(tmp_path):
+    for name in ("index.html", "intro.html", "genindex.html", "search.html"):
+        (tmp_path / name).write_text(page("x"))
+    (tmp_path / "searchindex.js").write_text('Search.setIndex({"docnames": ["intro"], "x": 1})')
+    names = [p.name for p in check_book.pages(tmp_path)]
+    assert names == ["index.html", "intro.html", "search.html"]  # genindex.html: left over

@@ -139,11 +139,18 @@ def find_chromium() -> tuple[str | None, str | None]:
 
 
 def pages(html_dir: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in html_dir.rglob("*.html")
-        if not SKIP_DIRS.intersection(p.relative_to(html_dir).parts[:-1])
-    )
+    """The pages of the current build: Sphinx's list of documents (searchindex.js), so
+    that pages left over from an earlier build are not checked, plus index and search."""
+    index = html_dir / "searchindex.js"
+    match = re.search(r'"docnames": (\[[^\]]*\])', index.read_text()) if index.exists() else None
+    if match is None:
+        return sorted(
+            p
+            for p in html_dir.rglob("*.html")
+            if not SKIP_DIRS.intersection(p.relative_to(html_dir).parts[:-1])
+        )
+    names = [f"{doc}.html" for doc in json.loads(match.group(1))] + ["index.html", "search.html"]
+    return sorted({html_dir / name for name in names if (html_dir / name).exists()})
 
 
 def start_browser(browser: str, driver_path: str):
