@@ -17,6 +17,7 @@ from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from mmnb.config import check_choice
@@ -65,6 +66,16 @@ def _per_replica(
     """
     feats = [_numpy(f) for f in features]
     targs = [_numpy(t) for t in targets]
+    with threadpool_limits(1, user_api="blas"):  # small fits: a threaded BLAS only waits
+        return _apply(fn, feats, targs, target_ndim)
+
+
+def _apply(
+    fn: Callable[..., dict[str, float]],
+    feats: list[np.ndarray],
+    targs: list[np.ndarray],
+    target_ndim: int | None,
+) -> dict[str, float | np.ndarray]:
     if feats[0].ndim == 2:
         return fn(*feats, *targs)
     own = target_ndim is not None and targs[0].ndim == target_ndim + 1
