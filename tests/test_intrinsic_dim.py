@@ -156,6 +156,14 @@ def test_sub_batches_only_count_negatives_within_their_block():
         mmnb.symmetric_info_nce(u[:, i : i + 2], v[:, i : i + 2], 0.5, kind="dot") for i in (0, 2)
     ]
     torch.testing.assert_close(split, (halves[0] + halves[1]) / 2)
+    # the blockwise loss of the training loop equals the masked one, replica by replica
+    u, v = torch.randn(3, 8, 3), torch.randn(3, 8, 3)
+    tau = torch.tensor([0.5, 0.2, 1.0])
+    sub = [1, 4, 2]
+    masked = mmnb.symmetric_info_nce(
+        u, v, tau, kind="dot", negatives=encoders.sub_batch_mask(sub, 8, torch.device("cpu"))
+    )
+    torch.testing.assert_close(encoders.sub_batch_info_nce(u, v, tau, sub), masked)
 
 
 def test_monitor_records_dimension_and_alignment():

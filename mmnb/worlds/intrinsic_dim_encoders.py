@@ -19,7 +19,7 @@ from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
 from mmnb.train import History, train
 from mmnb.worlds.intrinsic_dim import IntrinsicDimConfig, SharedLatentSample
 
-__all__ = ["IntrinsicFit", "fit_encoders", "sub_batch_mask"]
+__all__ = ["IntrinsicFit", "fit_encoders", "sub_batch_info_nce", "sub_batch_mask"]
 
 
 @dataclass
@@ -63,12 +63,38 @@ class IntrinsicFit:
 
 
 def sub_batch_mask(sub_batches: Sequence[int], batch_size: int, device: torch.device) -> Tensor:
-    """`[R, B, B]` negatives mask: replica r's batch split into `sub_batches[r]` blocks."""
+    """`[R, B, B]` negatives mask: replica r's batch split into `sub_batches[r]` blocks.
+
+    The definition of the split-batch loss (`symmetric_info_nce(..., negatives=mask)`);
+    `sub_batch_info_nce` computes the same loss without the `[R, B, B]` mask.
+    """
     masks = []
     for s in sub_batches:
         block = torch.ones(batch_size // s, batch_size // s, dtype=torch.bool)
         masks.append(torch.block_diag(*[block] * s))
     return torch.stack(masks).to(device)
+
+
+def sub_batch_info_nce(u: Tensor, v: Tensor, tau: Tensor, sub_batches: Sequence[int]) -> Tensor:
+    """Symmetric InfoNCE (dot products / τ) per replica, replica r's batch of B pairs split
+    into `sub_batches[r]` consecutive blocks whose pairs only see each other as negatives.
+
+    Equals `symmetric_info_nce(u, v, tau, "dot", negatives=sub_batch_mask(...))` (the mean
+    of the blocks' losses) but runs the fused loss on `[R, B, B]` logits and the split
+    replicas on their blocks, instead of a masked loss for every replica.
+    """
+    loss = symmetric_info_nce(u, v, tau, kind="dot")
+    for s in sorted(set(sub_batches) - {1}):
+        rows = torch.tensor([r for r, sr in enumerate(sub_batches) if sr == s], device=u.device)
+        n, b = len(rows), u.shape[-2] // s
+        blocks = symmetric_info_nce(
+            u[rows].reshape(n * s, b, -1),
+            v[rows].reshape(n * s, b, -1),
+            tau[rows].repeat_interleave(s),
+            kind="dot",
+        )
+        loss = loss.index_put((rows,), blocks.reshape(n, s).mean(1))
+    return loss
 
 
 def fit_encoders(
@@ -128,9 +154,6 @@ def fit_encoders(
     fit = IntrinsicFit(
         f, g, tau, list(out_widths), fixed, sub_batches, cfg.normalization, reference, History()
     )
-    negatives = (
-        sub_batch_mask(sub_batches, cfg.batch_size, device) if max(sub_batches) > 1 else None
-    )
 
     def rows(a: Tensor, batch: Tensor) -> Tensor:  # [R, B] indices into [n, ·] or [R, n, ·]
         if a.ndim == 2:
@@ -141,7 +164,7 @@ def fit_encoders(
         t = fit.tau()
         u = fit.embed_x(rows(train_pairs.x, batch))
         v = fit.embed_y(rows(train_pairs.y, batch))
-        return symmetric_info_nce(u, v, t, kind="dot", negatives=negatives), {"tau": t.detach()}
+        return sub_batch_info_nce(u, v, t, sub_batches), {"tau": t.detach()}
 
     watched = list(range(n_rep)) if monitor_rows is None else list(monitor_rows)
 

@@ -109,19 +109,29 @@ class Measures:
 
 
 def measure(
-    fit: IntrinsicFit, test: SharedLatentSample, batch_size: int, n_neighbors: int, seed: int
+    fit: IntrinsicFit,
+    test: SharedLatentSample,
+    batch_size: int,
+    n_neighbors: int,
+    seed: int,
+    extras: bool = True,
 ) -> tuple[Measures, Tensor, Tensor]:
-    """The `Measures` of every replica of `fit` on `test`, with the embeddings f(X), g(Y)."""
+    """The `Measures` of every replica of `fit` on `test`, with the embeddings f(X), g(Y).
+
+    `extras=False` skips the MLE of g(Y) and TwoNN (NaN in their place).
+    """
     with torch.no_grad():
         u, v = fit.embed_x(test.x), fit.embed_y(test.y)
     widths = fit.out_widths
-    ids, ids_y = id_estimates(u, widths, n_neighbors), id_estimates(v, widths, n_neighbors)
-    twonn = [probes.twonn_dimension(c) for c in _clouds(u, widths)]
+    ids = id_estimates(u, widths, n_neighbors)
+    nan = np.full(len(widths), np.nan)
+    ids_y = id_estimates(v, widths, n_neighbors)["mean"] if extras else nan
+    twonn = [probes.twonn_dimension(c) for c in _clouds(u, widths)] if extras else nan
     batches = [batch_size // s for s in fit.sub_batches]
     m = Measures(
         id_mle=ids["mean"],
         id_mle_harmonic=ids["harmonic"],
-        id_mle_y=ids_y["mean"],
+        id_mle_y=ids_y,
         id_twonn=np.array(twonn),
         top1=probes.topk_retrieval(u, v).cpu().numpy(),
         top_authors=authors_retrieval(u, v).cpu().numpy(),
