@@ -31,6 +31,15 @@ def parse_value(text: str) -> Any:
     )
 
 
+def _notebook_and_params(command: argparse.ArgumentParser, nargs: int | str, help: str) -> None:
+    """The NOTEBOOK argument and the repeatable `-p NAME VALUE…` option of a command."""
+    command.add_argument("notebook", type=Path, help="the notebook, e.g. chapters/01_snr.ipynb")
+    command.add_argument(
+        "-p", "--param", action="append", nargs=nargs, default=[], metavar=("NAME", "VALUE"),
+        help=help,
+    )  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmnb", description="Run or sweep a chapter notebook with papermill."
@@ -45,15 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         "per run below --out, and write --out/results.csv. Runs that already finished "
         "are skipped.",
     )
-    run.add_argument("notebook", type=Path, help="the notebook, e.g. chapters/01_snr.ipynb")
-    run.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="sweep NAME over one or more values (Python literals, else strings); repeatable",
+    _notebook_and_params(
+        run, "+", "sweep NAME over one or more values (Python literals, else strings); repeatable"
     )
     run.add_argument(
         "--seeds", type=int, nargs="+", metavar="SEED", help="values of the notebook's `seed`"
@@ -87,16 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         "that already holds this finished run is left as it is; one that holds a finished "
         "run with other parameters is refused.",
     )
-    one.add_argument("notebook", type=Path, help="the notebook, e.g. chapters/01_snr.ipynb")
-    one.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        nargs=2,
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set NAME to VALUE (a Python literal, else a string); repeatable",
-    )
+    _notebook_and_params(one, 2, "set NAME to VALUE (a Python literal, else a string); repeatable")
     one.add_argument("--out", type=Path, required=True, metavar="DIR", help="the run's folder")
     one.add_argument(
         "--kernel", default="python3", metavar="NAME", help="Jupyter kernel (default python3)"

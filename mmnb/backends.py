@@ -28,8 +28,7 @@ from mmnb.runs import (
     Claim,
     RunResult,
     RunTask,
-    claim_holder,
-    describe_holder,
+    claim_run,
     execute_claimed,
     execute_run,
     fail,
@@ -167,13 +166,9 @@ class LocalRuns:
 
     def start(self, task: RunTask) -> RunResult | None:
         """Claim and start the run; a result when it does not start (busy, done, refused)."""
-        try:
-            claim = Claim.acquire(task.folder)
-        except ValueError as err:
-            return RunResult(task.name, "failed", None, str(err))
-        if claim is None:
-            holder = describe_holder(claim_holder(task.folder))
-            return RunResult(task.name, "busy", None, f"being run by {holder}")
+        claim = claim_run(task)
+        if isinstance(claim, RunResult):
+            return claim
         if task.finished:  # by another sweep, between the plan and the claim
             claim.release()
             return RunResult(task.name, "done", None)

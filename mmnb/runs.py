@@ -341,13 +341,9 @@ def execute_claimed(task: RunTask) -> RunResult:
     return RunResult(task.name, "ok", wall)
 
 
-def execute_run(task: RunTask) -> RunResult:
-    """Claim the run, execute it unless it finished meanwhile, record it, release the claim.
-
-    Used where the run executes in the calling process (a Dask worker). Returns a
-    `busy` result when another process holds the claim and `done` when the run turned
-    out to be finished already; a notebook error does not raise.
-    """
+def claim_run(task: RunTask) -> Claim | RunResult:
+    """The claim on the run's folder, or the result that says why there is none
+    (`busy`: another process holds it; `failed`: the folder cannot be claimed)."""
     try:
         claim = Claim.acquire(task.folder)
     except ValueError as err:
@@ -355,6 +351,19 @@ def execute_run(task: RunTask) -> RunResult:
     if claim is None:
         holder = describe_holder(claim_holder(task.folder))
         return RunResult(task.name, "busy", None, f"being run by {holder}")
+    return claim
+
+
+def execute_run(task: RunTask) -> RunResult:
+    """Claim the run, execute it unless it finished meanwhile, record it, release the claim.
+
+    Used where the run executes in the calling process (a Dask worker). Returns a
+    `busy` result when another process holds the claim and `done` when the run turned
+    out to be finished already; a notebook error does not raise.
+    """
+    claim = claim_run(task)
+    if isinstance(claim, RunResult):
+        return claim
     try:
         if task.finished:
             return RunResult(task.name, "done", None)
