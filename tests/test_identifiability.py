@@ -86,7 +86,8 @@ def test_dependencies_and_blocks(cfg, table, model):
 
 
 def test_shared_covariance_is_one_matrix_for_every_block(cfg):
-    shared, indep = Setting(statistical=True, covariance="shared"), Setting(statistical=True)
+    shared = Setting(statistical=True)
+    indep = Setting(statistical=True, covariance="independent")
     m = world.latent_model(cfg, [(shared, 0), (indep, 0)], seed=0)
     cov = m.covariance
     for block in ("s", "m1", "m2", "eps"):
@@ -228,4 +229,5 @@ def test_setting_names_are_unique(table):
     assert len(set(names)) == len(names)
     assert table[-1].name == "p075_stat_causal"
     assert replace(table[-1], encoding_size=4).name == "p075_stat_causal_d4"
-    assert replace(table[2], covariance="shared", wishart_factor=10).name == "p1_stat_shared_df10n"
+    assert replace(table[2], wishart_factor=10).name == "p1_stat_df10n"
+    assert replace(table[2], covariance="independent").name == "p1_stat_independent"

@@ -98,7 +98,7 @@ class IdentifiabilityConfig(WorldConfig):
     objective: str = knob("clip", choices=OBJECTIVES, doc="main loss: CLIP's or the reference's")
     hidden: tuple = knob((128, 128, 128), low=1, high=4096, doc="hidden widths of the encoders")
     lr: float = knob(1e-3, low=1e-6, high=0.1, doc="Adam learning rate")
-    batch_size: int = knob(256, low=16, high=65_536, doc="fresh pairs per step")
+    batch_size: int = knob(128, low=16, high=65_536, doc="fresh pairs per step")
     steps: int = knob(2000, low=1, high=400_000, doc="optimizer steps")
     grad_clip: float = knob(2.0, low=1e-3, high=1e3, doc="per-replica gradient-norm clip")
     compile: bool = knob(False, doc="torch.compile the objective")
@@ -107,7 +107,7 @@ class IdentifiabilityConfig(WorldConfig):
     # evaluation
     n_val: int = knob(2048, low=100, high=1_000_000, doc="pairs to fit the regressions")
     n_test: int = knob(2048, low=100, high=1_000_000, doc="pairs to score them")
-    kernel_points: int = knob(2000, low=100, high=50_000, doc="kernel-ridge training pairs")
+    kernel_points: int = knob(1000, low=100, high=50_000, doc="kernel-ridge training pairs")
     kernel_alphas: tuple = knob((1.0,), low=1e-8, high=1e4, doc="kernel-ridge penalties")
     kernel_gammas: tuple = knob((0.1,), low=1e-6, high=1e4, doc="RBF bandwidths")
     # side experiments
@@ -116,7 +116,7 @@ class IdentifiabilityConfig(WorldConfig):
     )
     sweep_seeds: int = knob(1, low=1, high=16, doc="replica ids per swept size")
     leak_df_factors: tuple = knob(
-        (1, 2, 4, 10), low=1, high=1000, doc="Wishart df / n of the leak dose-response"
+        (1, 3, 10), low=1, high=1000, doc="Wishart df / n of the leak dose-response"
     )
     leak_seeds: int = knob(4, low=1, high=16, doc="replica ids per dose")
 
@@ -157,18 +157,9 @@ def latent_model(
     device: torch.device | str = "cpu",
 ) -> LatentModel:
     """The latent model of `pairs` at the config's sizes and mixing."""
-    return make_latent_model(
-        [s for s, _ in pairs],
-        [j for _, j in pairs],
-        seed,
-        n_c=cfg.n_c,
-        n_s=cfg.n_s,
-        n_m=cfg.n_m,
-        mixing_layers=cfg.mixing_layers,
-        cond_draws=cfg.cond_draws,
-        cond_ratio=cfg.cond_ratio,
-        device=device,
-    )
+    sizes = {k: getattr(cfg, k) for k in ("n_c", "n_s", "n_m", "mixing_layers", "cond_draws")}
+    settings, ids = [s for s, _ in pairs], [j for _, j in pairs]
+    return make_latent_model(settings, ids, seed, cond_ratio=cfg.cond_ratio, device=device, **sizes)
 
 
 # --- encoders and the two objectives ----------------------------------------------------------
@@ -342,14 +333,6 @@ def run(
         record_every=50,
         desc=desc,
     )
-    evaluation = evaluate(
-        encoders,
-        model,
-        seed,
-        n_val=cfg.n_val,
-        n_test=cfg.n_test,
-        kernel_points=cfg.kernel_points,
-        kernel_alphas=cfg.kernel_alphas,
-        kernel_gammas=cfg.kernel_gammas,
-    )
+    probe = {k: getattr(cfg, k) for k in ("n_val", "n_test", "kernel_points", "kernel_alphas")}
+    evaluation = evaluate(encoders, model, seed, kernel_gammas=cfg.kernel_gammas, **probe)
     return IdentifiabilityRun(list(pairs), objective, model, encoders, history, evaluation)

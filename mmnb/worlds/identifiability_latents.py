@@ -61,7 +61,7 @@ class Setting:
     causal: bool = False
     multiview: bool = False
     encoding_size: int | None = None
-    covariance: str = "independent"
+    covariance: str = "shared"
     wishart_factor: int = 1
     fixed_style: int = 0
 
@@ -85,7 +85,7 @@ class Setting:
         name = f"p{self.p_chg:g}".replace(".", "") + f"_{self.dependence}"
         if self.multiview:
             name = "multiview_" + name
-        if self.covariance != "independent":
+        if self.covariance != "shared":
             name += f"_{self.covariance}"
         if self.wishart_factor != 1:
             name += f"_df{self.wishart_factor}n"
@@ -196,14 +196,9 @@ def make_latent_model(
     ids: Sequence[int],
     seed: int,
     *,
-    n_c: int,
-    n_s: int,
-    n_m: int,
-    mixing_layers: int,
-    cond_draws: int = 25_000,
-    cond_ratio: float = 0.001,
-    device: torch.device | str = "cpu",
-) -> LatentModel:
+    n_c: int, n_s: int, n_m: int, mixing_layers: int,
+    cond_draws: int = 25_000, cond_ratio: float = 0.001, device: torch.device | str = "cpu",
+) -> LatentModel:  # fmt: skip
     """One replica per (setting, id): its latent law and mixing functions from stream id j."""
     if len(settings) != len(ids):
         raise ValueError(f"settings ({len(settings)}) and ids ({len(ids)}) must pair up")
