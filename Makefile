@@ -37,11 +37,12 @@ lint: setup
 	$(BIN)/ruff check mmnb tests benchmarks tools
 
 # includes tests/test_packaging.py: the wheel in a fresh venv runs chapter 00 as in Colab
+# two workers: the chapters and most tests run on one thread each (2 cores here)
 unit: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n 2 --dist loadfile
 
 notebooks: setup
-	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 chapters -q
+	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 chapters -q -n 2 --dist loadscope
 
 # execution off: catches a broken toc, references, math and MyST syntax quickly (glued
 # numbers exist only in an executed build, so their warnings are off here)
