@@ -46,17 +46,18 @@ def _optimizer_step(loss_fn: Callable[[], torch.Tensor], params, lr: float) -> S
 
 
 def ch00_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 00: MLP encoders, symmetric InfoNCE with a learned temperature, batch 256."""
-    cfg = mmnb.resolve_profile("book", paired.PROFILES)
-    pairs = paired.PairedWorld(seed=seed, device=device).sample(cfg.n_train)
+    """Chapter 00: MLP encoders, symmetric InfoNCE with a learned temperature, batch 256,
+    one minibatch per replica."""
+    cfg = paired.PairedConfig()
+    pairs = paired.PairedWorld.from_config(cfg, seed, device).sample(cfg.n_train)
     x, y = pairs.x, pairs.y
-    f = MLP(x.shape[1], [cfg.hidden], cfg.embed_dim, r, seed, device=device)
-    g = MLP(y.shape[1], [cfg.hidden], cfg.embed_dim, r, seed + 10_000, device=device)
+    f, g = mmnb.encoder_pair(x.shape[1], y.shape[1], [cfg.hidden], cfg.embed_dim, r, seed,
+                             device=device)  # fmt: skip
     tau = LearnedTemperature(r).to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = mmnb.stream(seed, "minibatch").device_generator(device)
 
     def loss() -> torch.Tensor:
-        idx = torch.randint(cfg.n_train, (cfg.batch_size,), generator=gen, device=device)
+        idx = torch.randint(cfg.n_train, (r, cfg.batch_size), generator=gen, device=device)
         return symmetric_info_nce(f(x[idx]), g(y[idx]), tau())
 
     return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
