@@ -42,7 +42,7 @@ unit: setup
 	$(BIN)/python -m pytest tests -q -n 2 --dist loadfile
 
 notebooks: setup
-	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 chapters -q -n 2 --dist loadscope
+	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 chapters -q -n 2 --dist loadscope
 
 # execution off: catches a broken toc, references, math and MyST syntax quickly (glued
 # numbers exist only in an executed build, so their warnings are off here)
@@ -60,9 +60,10 @@ book-fast: setup
 check-book-fast: setup
 	$(BIN)/python tools/check_book.py _build/fast/_build/html
 
-# a page runs again only when its code, the mmnb modules it imports or its data changed
+# a page runs again only when its code, the mmnb modules it imports or its data changed;
+# those pages run two at a time (one thread each) before jupyter-book renders the cache
 book: setup
-	$(BIN)/python tools/book_cache.py --cache _build/.jupyter_cache
+	$(BIN)/python tools/book_cache.py --cache _build/.jupyter_cache --jobs 2
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	$(MAKE) --no-print-directory check-book
 	@echo "open _build/html/index.html"

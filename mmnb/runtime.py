@@ -139,6 +139,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _thread_cap() -> int:
+    """The thread cap from `MMNB_THREADS` (no cap when unset)."""
+    value = os.environ.get("MMNB_THREADS", "").strip()
+    if not value:
+        return 1 << 30
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"MMNB_THREADS={value!r} must be a whole number of at least 1")
+    return int(value)
+
+
 def setup(
     seed: int = 0,
     device: str | torch.device = "auto",
@@ -150,8 +160,10 @@ def setup(
 
     `n_seeds` (1 to 64) is the number of replicas the chapter trains; it is recorded
     with the seed and the device for `save_metrics`. `threads=None` uses every core
-    this process may run on (set it to 1 for
-    tiny models, which run faster on one thread). Returns the chosen device.
+    this process may run on (set it to 1 for tiny models, which run faster on one
+    thread). The environment variable `MMNB_THREADS` caps the count, for runners that
+    execute several chapters side by side (`make book`, the chapter tests). Returns the
+    chosen device.
     """
     from mmnb.config import check_range
 
@@ -162,6 +174,7 @@ def setup(
     n_threads = cores if threads is None else int(threads)
     if not 1 <= n_threads <= max(cores, 1) * 4:
         raise ValueError(f"threads={threads!r} must be between 1 and {cores * 4}")
+    n_threads = min(n_threads, _thread_cap())
     torch.set_num_threads(n_threads)
     seed_everything(seed)
     state.device, state.seed, state.n_seeds, state.threads = dev, seed, n_seeds, n_threads

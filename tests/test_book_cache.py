@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("book_cache", ROOT / "tools" / "book_cache.py")
 book_cache = importlib.util.module_from_spec(spec)
+sys.modules["book_cache"] = book_cache  # worker processes find its functions by name
 spec.loader.exec_module(book_cache)
 
 
@@ -116,3 +118,44 @@ def test_invalidate_drops_the_cache_record_of_a_changed_page_only(book):
     assert [Path(r.uri).name for r in cache.list_cache_records()] == ["b.ipynb"]
     keys = json.loads((cache_dir / "mmnb_keys.json").read_text())
     assert set(keys) == {"chapters/a.ipynb", "chapters/b.ipynb"}
+
+
+def _plain_book(root: Path, **pages: str) -> Path:
+    """A book of one-cell notebooks (no mmnb import), page name → code."""
+    toc = "".join(f"      - file: chapters/{name}\n" for name in pages)
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: intro\nparts:\n  - chapters:\n{toc}")
+    (root / "intro.md").write_text("# Intro\n")
+    (root / "_config.yml").write_text("execute:\n  timeout: 60\n  allow_errors: false\n")
+    (root / "chapters").mkdir()
+    for name, code in pages.items():
+        _notebook(root / "chapters" / f"{name}.ipynb", code)
+    return root
+
+
+def test_missing_pages_are_executed_side_by_side_cached_and_not_run_again(tmp_path, monkeypatch):
+    from jupyter_cache import get_cache
+
+    monkeypatch.delenv("MMNB_THREADS", raising=False)
+    book = _plain_book(
+        tmp_path, a="import os\nprint(os.environ.get('MMNB_THREADS'))", b="print(6 * 7)"
+    )
+    cache_dir = book / "_build" / ".jupyter_cache"
+    run = lambda: book_cache.execute_missing(cache_dir, 2, book, book / "_config.yml")  # noqa: E731
+    assert set(run()) == {"chapters/a.ipynb", "chapters/b.ipynb"}
+    assert run() == {}  # everything is cached: nothing runs again
+    cache = get_cache(cache_dir)
+    _, nb = cache.merge_match_into_notebook(nbformat.read(book / "chapters" / "a.ipynb", 4))
+    assert nb.cells[0].outputs[0]["text"].strip() == "1"  # one thread per kernel
+
+
+def test_a_failing_page_is_named_and_the_others_are_cached(tmp_path):
+    book = _plain_book(tmp_path, good="x = 1", bad="raise ValueError('broken page')")
+    cache_dir = book / "_build" / ".jupyter_cache"
+    with pytest.raises(RuntimeError, match=r"failed to execute: chapters/bad\.ipynb$"):
+        book_cache.execute_missing(cache_dir, 2, book, book / "_config.yml")
+    from jupyter_cache import get_cache
+
+    cache = get_cache(cache_dir)
+    cache.match_cache_notebook(nbformat.read(book / "chapters" / "good.ipynb", 4))  # cached
+    with pytest.raises(KeyError):
+        cache.match_cache_notebook(nbformat.read(book / "chapters" / "bad.ipynb", 4))

@@ -76,3 +76,14 @@ def test_setup_records_the_number_of_seeds():
     assert (mmnb.runtime.state.seed, mmnb.runtime.state.n_seeds) == (1, 3)
     with pytest.raises(ValueError, match="n_seeds=0"):
         mmnb.setup(n_seeds=0, verbose=False)
+
+
+def test_mmnb_threads_caps_the_thread_count(monkeypatch):
+    monkeypatch.setenv("MMNB_THREADS", "1")
+    mmnb.setup(seed=0, device="cpu", threads=2, verbose=False)
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv("MMNB_THREADS", "two")
+    with pytest.raises(ValueError, match="MMNB_THREADS='two'"):
+        mmnb.setup(seed=0, device="cpu", verbose=False)
+    monkeypatch.delenv("MMNB_THREADS")
+    mmnb.setup(seed=0, device="cpu", threads=1, verbose=False)

@@ -1,6 +1,6 @@
-"""Key the book's execution cache on the mmnb code and data each page uses.
+"""Key the book's execution cache on the mmnb code and data each page uses, and fill it.
 
-    python tools/book_cache.py [--cache _build/.jupyter_cache]
+    python tools/book_cache.py [--cache _build/.jupyter_cache] [--jobs N]
 
 jupyter-cache (``execute_notebooks: cache``) re-executes a page only when the page's own
 code cells change. A page also depends on the ``mmnb`` modules it imports (and on what
@@ -9,6 +9,11 @@ those import), on data files it reads, and on the pinned versions. This script, 
 book a key over those files; when a page's key changed since the last build, it drops
 the page's cache record and touches the page, so that Sphinx reads it again and
 jupyter-cache executes it again. Pages whose key did not change keep their outputs.
+
+Then it executes every notebook page that has no cached outputs, `--jobs` at a time (every
+chapter trains on one thread, so two run side by side on two cores), and stores them in
+the cache, where `jupyter-book build` finds them: the build itself executes nothing that
+this step has run. It prints each page's seconds and the wall time of the whole step.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import argparse
 import ast
 import hashlib
 import json
+import os
 import re
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -26,6 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "mmnb"
 ALWAYS = ("constraints.txt", "pyproject.toml")  # versions and dependencies
+CONFIG = ROOT / "_config.yml"
 MAGIC = re.compile(r"^\s*[%!]")
 
 
@@ -150,15 +159,99 @@ def invalidate(cache_dir: Path, root: Path = ROOT) -> list[Path]:
     return changed
 
 
+def _execute(page: Path, timeout: int, allow_errors: bool) -> tuple[dict, float, str | None]:
+    """Run one notebook in its own folder (as jupyter-book does); (notebook, seconds, error)."""
+    import nbformat
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    nb = nbformat.read(page, as_version=4)
+    result = single_nb_execution(
+        nb, cwd=str(page.parent), timeout=timeout, allow_errors=allow_errors, meta_override=True
+    )
+    return result.nb, result.time, result.exc_string
+
+
+def execute_missing(
+    cache_dir: Path, jobs: int, root: Path = ROOT, config: Path = CONFIG
+) -> dict[str, float]:
+    """Execute the notebook pages that have no cached outputs, `jobs` at a time, and cache
+    them; returns seconds per page (the slowest pages start first, by their last time).
+
+    Raises RuntimeError naming the pages that failed (their tracebacks are printed).
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    settings = yaml.safe_load(config.read_text()).get("execute", {})
+    timeout, allow_errors = settings.get("timeout", 1800), settings.get("allow_errors", False)
+    cache = get_cache(cache_dir)
+    times_file = cache_dir / "mmnb_seconds.json"
+    last = json.loads(times_file.read_text()) if times_file.exists() else {}
+    todo = []
+    for page in book_pages(root):
+        if page.suffix != ".ipynb":
+            continue  # MyST notebooks: jupyter-book executes them
+        try:
+            cache.match_cache_notebook(nbformat.read(page, as_version=4))
+        except KeyError:
+            todo.append(page)
+    todo.sort(key=lambda p: -last.get(p.relative_to(root).as_posix(), 0.0))
+    if jobs > 1:
+        os.environ["MMNB_THREADS"] = "1"  # one thread per kernel, one kernel per core
+    seconds, failed = {}, []
+    with ProcessPoolExecutor(max(1, min(jobs, len(todo) or 1))) as pool:
+        futures = {pool.submit(_execute, p, timeout, allow_errors): p for p in todo}
+        for future in as_completed(futures):  # each page is cached as soon as it is done
+            page = futures[future]
+            nb, took, error = future.result()
+            name = page.relative_to(root).as_posix()
+            if error:
+                print(f"book_cache: {name} failed after {took:.0f} s\n{error}", file=sys.stderr)
+                failed.append(name)
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(nb, str(page), data={"execution_seconds": took}),
+                check_validity=False,
+                overwrite=True,
+            )
+            seconds[name] = last[name] = round(took, 1)
+            print(f"book_cache: executed {name} in {took:.0f} s")
+    times_file.write_text(json.dumps(last, indent=1, sort_keys=True))
+    if failed:
+        raise RuntimeError(f"these pages failed to execute: {', '.join(failed)}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=ROOT / "_build" / ".jupyter_cache")
+    parser.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="notebooks run at once"
+    )
+    parser.add_argument("--no-execute", action="store_true", help="only drop stale entries")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs={args.jobs} must be at least 1")
     changed = invalidate(args.cache)
     for page in changed:
         print(f"book_cache: {page.relative_to(ROOT)} will run again (its code or mmnb changed)")
     if not changed:
         print("book_cache: every page's mmnb code and data are unchanged")
+    if args.no_execute:
+        return 0
+    start = time.perf_counter()
+    try:
+        seconds = execute_missing(args.cache, args.jobs)
+    except RuntimeError as err:
+        print(f"book_cache: {err}", file=sys.stderr)
+        return 1
+    if seconds:
+        wall = time.perf_counter() - start
+        print(
+            f"book_cache: {len(seconds)} pages in {wall:.0f} s wall on {args.jobs} jobs "
+            f"({sum(seconds.values()):.0f} s of page time)"
+        )
     return 0
 
 
