@@ -18,7 +18,7 @@ from torch import Tensor
 
 from mmnb.config import WorldConfig, check_range, knob
 from mmnb.losses import LearnedTemperature, symmetric_info_nce
-from mmnb.nets import MLP, Replicas, encoder_pair
+from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
 from mmnb.probes import alignment, topk_retrieval, uniformity
 from mmnb.runtime import stream
 from mmnb.train import History, train
@@ -139,7 +139,7 @@ def fit_encoders(
     eval_every) from `cfg`. The history records the loss, τ and, on the test pairs,
     top-1 retrieval (x→y), alignment and uniformity.
     """
-    ids = list(range(len(taus))) if replicas is None else list(replicas)
+    ids = replica_ids(len(taus) if replicas is None else replicas)
     if len(ids) != len(taus):
         raise ValueError(f"replicas: need one id per temperature ({len(taus)}), got {len(ids)}")
     x_dim, y_dim, device = train_pairs.x.shape[1], train_pairs.y.shape[1], train_pairs.x.device
