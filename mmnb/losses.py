@@ -21,6 +21,7 @@ __all__ = [
     "kernel_features",
     "kernel_similarity",
     "kernel_similarity_rff",
+    "kernel_weights",
     "sample_fourier_basis",
     "similarity",
     "spectral_contrastive_loss",
@@ -205,8 +206,11 @@ KERNEL_SIMILARITIES = ("cosine", "gauss", "mix")
 MIX_WEIGHTS = (0.667, 0.333)
 
 
-def _kernel_weights(kind: str, weights: tuple[float, float]) -> tuple[float, float]:
-    """(weight of the cosine, weight of the Gaussian kernel) for a similarity `kind`."""
+def kernel_weights(kind: str, weights: tuple[float, float]) -> tuple[float, float]:
+    """(α₁, α₂), the weights of the cosine and of the Gaussian kernel, for a similarity `kind`.
+
+    `cosine` is (1, 0), `gauss` (0, 1) and `mix` the given `weights`.
+    """
     check_choice("kind", kind, KERNEL_SIMILARITIES)
     return {"cosine": (1.0, 0.0), "gauss": (0.0, 1.0), "mix": tuple(weights)}[kind]
 
@@ -223,7 +227,7 @@ def kernel_similarity(
     `cosine` is ⟨û, v̂⟩, `gauss` is exp(−‖û − v̂‖² / 2σ²) and `mix` is
     α₁⟨û, v̂⟩ + α₂ exp(−‖û − v̂‖² / 2σ²) with (α₁, α₂) = `weights`.
     """
-    a1, a2 = _kernel_weights(kind, weights)
+    a1, a2 = kernel_weights(kind, weights)
     if sigma <= 0:
         raise ValueError(f"sigma={sigma!r} must be positive")
     cos = similarity(u, v, "cosine")
@@ -259,7 +263,7 @@ def kernel_features(
     The plain inner product of two such feature vectors is an unbiased estimate of
     `kernel_similarity(u, v, kind, σ)` when ω, b come from `sample_fourier_basis`.
     """
-    a1, a2 = _kernel_weights(kind, weights)
+    a1, a2 = kernel_weights(kind, weights)
     u = nn.functional.normalize(u, dim=-1)
     z = torch.cos(u @ omega + phase) * (2.0 / omega.shape[-1]) ** 0.5
     parts = ([a1**0.5 * u] if a1 else []) + ([a2**0.5 * z] if a2 else [])
@@ -278,9 +282,12 @@ def kernel_similarity_rff(
     """`kernel_similarity` estimated with `n_features` random Fourier features drawn now.
 
     Call it once per training step to resample the features every step, as in the
-    published method; the same draw serves u and v (and every replica).
+    published method; the same draw serves u and v (and every replica). The features
+    are drawn on the generator's device (the CPU for a `mmnb.stream` generator) and
+    moved to u's, so the draw does not depend on where u lives.
     """
-    omega, phase = sample_fourier_basis(u.shape[-1], n_features, sigma, generator, u.device)
+    omega, phase = sample_fourier_basis(u.shape[-1], n_features, sigma, generator)
+    omega, phase = omega.to(u.device), phase.to(u.device)
     fu = kernel_features(u, omega, phase, kind, weights)
     fv = kernel_features(v, omega, phase, kind, weights)
     return fu @ fv.transpose(-1, -2)

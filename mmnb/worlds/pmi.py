@@ -25,6 +25,8 @@ from mmnb.losses import (
     LearnedTemperature,
     kernel_features,
     kernel_similarity,
+    kernel_similarity_rff,
+    kernel_weights,
     sample_fourier_basis,
 )
 from mmnb.nets import Replicas, replica_ids, replica_parameter
@@ -230,8 +232,8 @@ def fit_free_table(
 
 def _kind_weights(kinds: Sequence[str], mix_weight: float, device: torch.device) -> Tensor:
     """(α₁, α₂) per replica, `[R, 2]`: the weights of the cosine and the Gaussian kernel."""
-    pairs = {"cosine": (1.0, 0.0), "gauss": (0.0, 1.0), "mix": (mix_weight, 1 - mix_weight)}
-    return torch.tensor([pairs[check_choice("kind", k, KINDS)] for k in kinds], device=device)
+    mix = (mix_weight, 1 - mix_weight)
+    return torch.tensor([kernel_weights(k, mix) for k in kinds], device=device)
 
 
 @dataclass
@@ -289,10 +291,9 @@ def _logit_table(
     if n_features is None:
         gauss = kernel_similarity(u, v, "gauss", sigma)
     else:
-        omega, phase = sample_fourier_basis(u.shape[-1], n_features, sigma, generator)
-        omega, phase = omega.to(u.device), phase.to(u.device)
-        zu = kernel_features(u, omega, phase, "gauss")
-        gauss = zu @ kernel_features(v, omega, phase, "gauss").transpose(-1, -2)
+        gauss = kernel_similarity_rff(
+            u, v, "gauss", sigma, n_features=n_features, generator=generator
+        )
     return (a[:, 0, None, None] * cos + a[:, 1, None, None] * gauss) / tau.view(-1, 1, 1)
 
 
