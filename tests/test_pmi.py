@@ -10,6 +10,7 @@ from mmnb.losses import (
     kernel_features,
     kernel_similarity,
     kernel_similarity_rff,
+    kernel_weights,
     sample_fourier_basis,
     symmetric_info_nce_logits,
 )
@@ -244,6 +245,16 @@ def test_kernel_similarity_in_closed_form():
     torch.testing.assert_close(kernel_similarity(u, v, "mix", 0.5), 0.667 * cos + 0.333 * gauss)
     with pytest.raises(ValueError, match="kind"):
         kernel_similarity(u, v, "laplace")
+
+
+def test_kernel_weights_per_kind_and_per_replica():
+    assert kernel_weights("cosine", (0.3, 0.7)) == (1.0, 0.0)
+    assert kernel_weights("gauss", (0.3, 0.7)) == (0.0, 1.0)
+    assert kernel_weights("mix", (0.3, 0.7)) == (0.3, 0.7)
+    a = pmi._kind_weights(["gauss", "mix", "cosine"], 0.25, torch.device("cpu"))
+    torch.testing.assert_close(a, torch.tensor([[0.0, 1.0], [0.25, 0.75], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="kind"):
+        pmi._kind_weights(["mix", "laplace"], 0.25, torch.device("cpu"))
 
 
 def test_random_features_agree_with_the_exact_kernel_within_monte_carlo_error():
