@@ -176,10 +176,43 @@ def test_negatives_mask():
 
 def test_fast_activations_equal_the_generic_path(small):
     h = snr.PatchEncoder(40, 6, 2, sigma0=0.5)
-    fast = snr.signal_noise_activations(h, small.y, small.mu, small.xi)
+    fast = snr.signal_noise_activations(h.weight, small.y, small.mu, small.xi)
     torch.testing.assert_close(fast, h.activations(small.x))
-    fast_text = snr.signal_noise_activations(h, small.y, small.mu_text, small.xi_text)
-    torch.testing.assert_close(fast_text, h.activations(small.x_text))
+    torch.testing.assert_close(h.signal_noise(small, "text"), h.activations(small.x_text))
+    torch.testing.assert_close(h.signal_noise(small, "augmented"), h.activations(small.x_aug))
+    with pytest.raises(ValueError, match="view='audio'"):
+        small.view("audio")
+
+
+@pytest.mark.parametrize("model", ["single", "multi"])
+def test_signal_noise_coordinates_take_the_gradient_steps_of_the_weights(small, model):
+    """Training A in W = W(0) + A P equals gradient descent on W itself, step by step."""
+    lr, steps = 0.5, 5
+    h = snr.PatchEncoder(40, 6, 2, sigma0=0.5)
+    g = snr.PatchEncoder(40, 6, 2, sigma0=0.5, purpose="init/encoder_text")
+    hs = snr.SignalNoiseEncoder(h, small, "image", frozen=("augmented",))
+    gs = snr.SignalNoiseEncoder(g, small, "text")
+    plain = torch.optim.SGD([h.weight, g.weight], lr=lr)
+    span = torch.optim.SGD([hs.coef, gs.coef], lr=lr)
+    for _ in range(steps):
+        for opt, enc, txt in ((plain, h, g), (span, hs, gs)):
+            opt.zero_grad()
+            loss = (
+                snr.single_modal_loss(enc, small, 0.2)
+                if model == "single"
+                else snr.multimodal_loss(enc, txt, small, 0.2)
+            )
+            loss.sum().backward()
+            opt.step()
+    moved = (h.weight - hs.w0).norm()
+    assert moved > 1e-2  # the steps did change the weights
+    torch.testing.assert_close(hs.weight, h.weight.detach(), rtol=1e-4, atol=1e-5)
+    if model == "multi":
+        torch.testing.assert_close(gs.weight, g.weight.detach(), rtol=1e-4, atol=1e-5)
+    x = small.x_test
+    torch.testing.assert_close(hs(x), h(x).detach(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="view='text'"):
+        hs.scores("text")
 
 
 def _tiny():

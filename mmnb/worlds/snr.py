@@ -41,6 +41,8 @@ __all__ = [
     "PatchEncoder",
     "SNRConfig",
     "SNRData",
+    "SignalNoiseEncoder",
+    "VIEWS",
     "make_data",
     "multimodal_loss",
     "negatives_mask",
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 NEGATIVES = ("opposite_label", "all")
+VIEWS = ("image", "augmented", "text")
 
 
 def snr_for(n_snr2: float, n: int) -> float:
@@ -153,6 +156,15 @@ class SNRData:
     def xi_text(self) -> Tensor:
         """The noise patches ξ̃_i of modality 2, `[R, n, d]`."""
         return self.x_text[:, :, 1]
+
+    def view(self, name: str) -> tuple[Tensor, Tensor]:
+        """(signal μ `[R, d]`, noise patches `[R, n, d]`) of a view: "image" (μ, ξ_i),
+        "augmented" (μ, ξ_i + ε_i) or "text" (μ̃, ξ̃_i)."""
+        if name not in VIEWS:
+            raise ValueError(f"view={name!r} is not allowed; choose one of {list(VIEWS)}")
+        if name == "text":
+            return self.mu_text, self.xi_text
+        return self.mu, (self.xi if name == "image" else self.x_aug[:, :, 1])
 
     @property
     def snr(self) -> Tensor:
@@ -276,6 +288,88 @@ class PatchEncoder(nn.Module):
         """The embedding h(x) = Σ_p h(x^(p)), `[R, N, m]`."""
         return self.activations(x).sum(-2)
 
+    def signal_noise(self, data: SNRData, view: str) -> Tensor:
+        """The activations of a view of the training set, `[R, n, 2, m]`."""
+        return signal_noise_activations(self.weight, data.y, *data.view(view))
+
+
+class _SpanStep(torch.autograd.Function):
+    """S = S(0) + A·G whose gradient with respect to A is reported as ∂L/∂S: a plain
+    gradient step on A is then the gradient step on W = W(0) + A·P."""
+
+    @staticmethod
+    def forward(ctx, coef: Tensor, s0: Tensor, gram: Tensor) -> Tensor:  # noqa: ARG004
+        return torch.baddbmm(s0, coef, gram)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # noqa: ARG004
+        return grad, None, None
+
+
+class SignalNoiseEncoder(nn.Module):
+    """A `PatchEncoder` trained in signal–noise coordinates: the same network, cheaper steps.
+
+    The losses read W only through the scores S = W Pᵀ of the training patches
+    P = [μ, ξ_1, …, ξ_n] (sample i's signal patch is y_i μ), so every gradient
+    ∂L/∂W = (∂L/∂S) P lies in their span and W(t) = W(0) + A(t) P: the paper's
+    signal–noise decomposition, w_r = w_r(0) + γ_r μ/‖μ‖² + Σ_i ρ_r,i ξ_i/‖ξ_i‖² with
+    A = [γ/‖μ‖², ρ/‖ξ‖²]. A gradient step of size η on W is the step A ← A − η ∂L/∂S, and
+    S = S(0) + A P Pᵀ costs m(n+1)² per step instead of m(n+1)d. Views the loss reads
+    without a gradient (`frozen`, e.g. the augmented one) are scored through their
+    cross-Gram matrices. `weight` gives W for evaluation.
+    """
+
+    def __init__(
+        self, encoder: PatchEncoder, data: SNRData, view: str, frozen: Sequence[str] = ()
+    ) -> None:
+        super().__init__()
+        self.view = view
+        w0 = encoder.weight.detach()
+        mu, noise = data.view(view)
+        patches = torch.cat([mu[:, None], noise], 1)  # [R, n + 1, d]
+        self.register_buffer("w0", w0.clone())
+        self.register_buffer("patches", patches)
+        self.register_buffer("s0", torch.bmm(w0, patches.mT))
+        self.register_buffer("gram", torch.bmm(patches, patches.mT))
+        self.coef = nn.Parameter(torch.zeros_like(self.s0))
+        self.frozen: dict[str, tuple[Tensor, Tensor]] = {}
+        for name in frozen:
+            other = torch.cat([mu[:, None], data.view(name)[1]], 1)
+            self.frozen[name] = (torch.bmm(w0, other.mT), torch.bmm(patches, other.mT))
+
+    @property
+    def m(self) -> int:
+        return self.w0.shape[1]
+
+    @property
+    def weight(self) -> Tensor:
+        """W = W(0) + A P, `[R, m, d]` (no gradient)."""
+        return torch.baddbmm(self.w0, self.coef.detach(), self.patches)
+
+    def scores(self, view: str | None = None) -> Tensor:
+        """⟨w_r, p⟩ for the patches p = [μ, noise_1, …] of a view, `[R, m, n + 1]`."""
+        if view is None or view == self.view:
+            return _SpanStep.apply(self.coef, self.s0, self.gram)
+        if view not in self.frozen:
+            raise ValueError(f"view={view!r}: this encoder scores {[self.view, *self.frozen]}")
+        s0, cross = self.frozen[view]
+        return torch.baddbmm(s0, self.coef.detach(), cross)
+
+    def signal_noise(self, data: SNRData, view: str) -> Tensor:
+        """The activations of a view of the training set, `[R, n, 2, m]`."""
+        s = self.scores(view)
+        signal = torch.relu(data.y[..., None] * s[:, None, :, 0])
+        return torch.stack([signal, torch.relu(s[..., 1:].mT)], 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """h(x) = Σ_p ReLU(⟨w_r, x^(p)⟩) with the current W, `[R, N, m]`."""
+        r, n, p, d = x.shape
+        flat = torch.bmm(x.reshape(r, n * p, d), self.weight.mT)
+        return torch.relu(flat).view(r, n, p, -1).sum(-2)
+
+
+Encoder = PatchEncoder | SignalNoiseEncoder
+
 
 def patch_similarity(a: Tensor, b: Tensor) -> Tensor:
     """Sim[r, i, j] = (1/m) Σ_k Σ_p a[r,i,p,k] · sg(b[r,j,p,k]) from patch activations.
@@ -294,23 +388,22 @@ def negatives_mask(y: Tensor, negatives: str = "opposite_label") -> Tensor | Non
     return y[..., :, None] != y[..., None, :] if negatives == "opposite_label" else None
 
 
-def signal_noise_activations(enc: PatchEncoder, y: Tensor, mu: Tensor, noise: Tensor) -> Tensor:
-    """`enc.activations([y·μ, noise])` without forming the signal patch, `[R, N, 2, m]`.
+def signal_noise_activations(weight: Tensor, y: Tensor, mu: Tensor, noise: Tensor) -> Tensor:
+    """The activations of the patches [y·μ, noise] under `weight` `[R, m, d]` without
+    forming the signal patch, `[R, N, 2, m]`.
 
     The signal patch of sample i is y_i·μ, so ⟨w_r, y_i μ⟩ = y_i ⟨w_r, μ⟩: one product
     per neuron instead of one per sample (half the work of the generic path).
     """
-    signal = torch.relu(y[..., None] * torch.bmm(enc.weight, mu[..., None])[..., 0][:, None, :])
-    r, n, d = noise.shape
-    return torch.stack([signal, torch.relu(torch.bmm(noise, enc.weight.transpose(1, 2)))], 2)
+    signal = torch.relu(y[..., None] * torch.bmm(weight, mu[..., None])[..., 0][:, None, :])
+    return torch.stack([signal, torch.relu(torch.bmm(weight, noise.mT).mT)], 2)
 
 
 def single_modal_loss(
-    h: PatchEncoder, data: SNRData, tau: float, negatives: str = "opposite_label"
+    h: Encoder, data: SNRData, tau: float, negatives: str = "opposite_label"
 ) -> Tensor:
     """InfoNCE with positive (x_i, x̂_i) and negatives x_j (opposite-label or all), `[R]`."""
-    a = signal_noise_activations(h, data.y, data.mu, data.xi)
-    a_aug = signal_noise_activations(h, data.y, data.mu, data.x_aug[:, :, 1])
+    a, a_aug = h.signal_noise(data, "image"), h.signal_noise(data, "augmented")
     sim = patch_similarity(a, a)  # Sim(x_i, x_j)
     positive = (a * a_aug.detach()).sum((-1, -2)) / h.m  # Sim(x_i, x̂_i)
     eye = torch.eye(sim.shape[-1], dtype=torch.bool, device=sim.device)
@@ -319,14 +412,13 @@ def single_modal_loss(
 
 
 def multimodal_loss(
-    h: PatchEncoder, g: PatchEncoder, data: SNRData, tau: float, negatives: str = "opposite_label"
+    h: Encoder, g: Encoder, data: SNRData, tau: float, negatives: str = "opposite_label"
 ) -> Tensor:
     """L(x→x̃) + L(x̃→x): positives (x_i, x̃_i), negatives as in `single_modal_loss`, `[R]`.
 
     With the stop-gradient, the first term trains h and the second trains g.
     """
-    a = signal_noise_activations(h, data.y, data.mu, data.xi)
-    b = signal_noise_activations(g, data.y, data.mu_text, data.xi_text)
+    a, b = h.signal_noise(data, "image"), g.signal_noise(data, "text")
     mask = negatives_mask(data.y, negatives)
     return info_nce(patch_similarity(a, b) / tau, mask) + info_nce(
         patch_similarity(b, a) / tau, mask

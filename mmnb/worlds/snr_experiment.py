@@ -24,6 +24,7 @@ from mmnb.probes import linear_probe
 from mmnb.train import History, train
 from mmnb.worlds.snr import (
     PatchEncoder,
+    SignalNoiseEncoder,
     SNRConfig,
     SNRData,
     make_data,
@@ -56,8 +57,8 @@ class ModelRun:
 
     model: str
     history: History
-    encoder: PatchEncoder
-    text_encoder: PatchEncoder | None
+    encoder: SignalNoiseEncoder
+    text_encoder: SignalNoiseEncoder | None
     final: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -87,7 +88,7 @@ class SNRRun:
         }
 
 
-def ood_accuracy(h: PatchEncoder, data: SNRData) -> np.ndarray:
+def ood_accuracy(h: PatchEncoder | SignalNoiseEncoder, data: SNRData) -> np.ndarray:
     """Logistic regression on frozen h(x_test): fitted on the first half of the OOD test
     set, scored on the second half; one accuracy per replica."""
     half = data.x_test.shape[1] // 2
@@ -97,21 +98,20 @@ def ood_accuracy(h: PatchEncoder, data: SNRData) -> np.ndarray:
 
 
 class _ReadOuts:
-    """γ and ρ (changes since the start) and the coefficients (initial weights included)."""
+    """γ and ρ (changes since the start) and the coefficients (initial weights included),
+    read off the scores ⟨w_r, μ⟩ and ⟨w_r, ξ_i⟩ of the image encoder."""
 
-    def __init__(self, w0: Tensor, data: SNRData) -> None:
-        self.mu_unit = data.mu / data.mu.norm(dim=-1, keepdim=True)
-        self.xi_unit = data.xi / data.xi.norm(dim=-1, keepdim=True)
-        self.gamma0, self.rho0 = self.project(w0)
+    def __init__(self, h: SignalNoiseEncoder) -> None:
+        self.norms = h.patches.norm(dim=-1)[:, None, :]  # ‖μ‖, ‖ξ_i‖: [R, 1, n + 1]
+        self.gamma0, self.rho0 = self.project(h.s0)
 
-    def project(self, w: Tensor) -> tuple[Tensor, Tensor]:
+    def project(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """⟨w_r, μ⟩/‖μ‖ `[R, m]` and ⟨w_r, ξ_i⟩/‖ξ_i‖ `[R, m, n]`."""
-        return torch.bmm(w, self.mu_unit[..., None])[..., 0], torch.bmm(
-            w, self.xi_unit.transpose(1, 2)
-        )
+        unit = scores / self.norms
+        return unit[..., 0], unit[..., 1:]
 
-    def __call__(self, h: PatchEncoder) -> dict[str, Tensor]:
-        gamma, rho = self.project(h.weight.detach())
+    def __call__(self, h: SignalNoiseEncoder) -> dict[str, Tensor]:
+        gamma, rho = self.project(h.scores().detach())
         return {
             "signal": (gamma - self.gamma0).abs().amax(-1),
             "signal_mean": (gamma - self.gamma0).abs().mean(-1),
@@ -136,8 +136,10 @@ def run(
     """Train the single- and multimodal models of `cfg` for every replica at once.
 
     Full-batch gradient descent (`cfg.steps` steps of size `cfg.lr`) on the losses of
-    `mmnb.worlds.snr` with `cfg.negatives`. `replicas` is the replica count or the
-    replica ids; `snr` and `c_mu` override the config per replica (the phase diagram).
+    `mmnb.worlds.snr` with `cfg.negatives`, taken in the signal–noise coordinates of
+    `SignalNoiseEncoder` (the same steps as on the weights, at a fraction of the cost).
+    `replicas` is the replica count or the replica ids; `snr` and `c_mu` override the
+    config per replica (the phase diagram).
     The single- and multimodal image encoders of a replica start from the same weights.
     `trace` records the read-outs at every step and the OOD accuracy every
     `cfg.eval_every` steps; without it only the final numbers are computed.
@@ -148,29 +150,32 @@ def run(
     ids = replica_ids(replicas)
     data = make_data(cfg, seed, ids, device, snr=snr, c_mu=c_mu)
 
-    def encoder(purpose: str) -> PatchEncoder:
-        return PatchEncoder(cfg.d, cfg.m, ids, seed, cfg.sigma0, purpose, device)
+    def encoder(purpose: str, view: str, frozen: Sequence[str] = ()) -> SignalNoiseEncoder:
+        weights = PatchEncoder(cfg.d, cfg.m, ids, seed, cfg.sigma0, purpose, device)
+        return SignalNoiseEncoder(weights, data, view, frozen)
 
-    w0 = encoder("init/encoder_image").weight.detach().clone()
-    read_outs = _ReadOuts(w0, data)
+    start = encoder("init/encoder_image", "image")  # both models' image encoder at step 0
+    w0, read_outs = start.w0, _ReadOuts(start)
     out = {}
     for model in models:
-        h = encoder("init/encoder_image")
-        g = encoder("init/encoder_text") if model == "multi" else None
+        if model == "single":
+            h, g = encoder("init/encoder_image", "image", ("augmented",)), None
+        else:
+            h, g = encoder("init/encoder_image", "image"), encoder("init/encoder_text", "text")
 
-        def loss(h: PatchEncoder = h, g: PatchEncoder | None = g) -> Tensor:
+        def loss(h: SignalNoiseEncoder = h, g: SignalNoiseEncoder | None = g) -> Tensor:
             if g is None:
                 return single_modal_loss(h, data, cfg.tau, cfg.negatives)
             return multimodal_loss(h, g, data, cfg.tau, cfg.negatives)
 
-        def objective(_batch: Tensor | None, h: PatchEncoder = h, loss=loss):
+        def objective(_batch: Tensor | None, h: SignalNoiseEncoder = h, loss=loss):
             value = loss()
             if not trace:
                 return value
             with torch.no_grad():
                 return value, read_outs(h)
 
-        def evaluation(h: PatchEncoder = h) -> dict[str, Tensor]:
+        def evaluation(h: SignalNoiseEncoder = h) -> dict[str, Tensor]:
             return {"ood_acc": torch.as_tensor(ood_accuracy(h, data))}
 
         hist = train(
