@@ -2,9 +2,11 @@
 
 Two encoders 15 → 150 → 750 → 750 → 750 → 750 → 150 → 5 on a fresh batch of 6144 pairs
 (noise drawn on the CPU from its stream, moved to the device, then through the frozen
-mixing MLPs), symmetric InfoNCE with the negative squared distance, per-replica gradient
-clipping and Adam: one step of the reference configuration. Only matrix-multiply FLOPs are
-counted as useful work.
+mixing MLPs), the negative squared distance as similarity, per-replica gradient clipping
+and Adam, under either objective of the chapter: `"clip"` (the other modality of the same
+batch as negatives: one batch through both encoders) or `"reference"` (the reference
+code's loss: a fresh batch of the same modality as negatives, two batches through both
+encoders). Only matrix-multiply FLOPs are counted as useful work.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
 from mmnb.worlds import identifiability
 
 
-def step_flops(encoders: nn.Module, batch: int) -> float:
+def step_flops(encoders: nn.Module, batch: int, objective: str = "clip") -> float:
     """Matmul FLOPs of one step: forward 2·B·in·out per layer, backward twice that
-    (the first layer needs no input gradient), plus the B×B logits and their gradients."""
+    (the first layer needs no input gradient), plus the B×B logits and their gradients;
+    `"reference"` passes two batches and forms two B×B logit matrices."""
     total = 0.0
     for net in (encoders.g1, encoders.g2):
         for i, layer in enumerate(net.layers):
             n_in, n_out = layer.weight.shape[-2:]
             total += 2 * batch * n_in * n_out * (2 if i == 0 else 3)
     width = encoders.g1.layers[-1].weight.shape[-1]
-    return total + 3 * 2 * batch * batch * width
+    passes = 2 if objective == "reference" else 1
+    return passes * (total + 3 * 2 * batch * batch * width)
 
 
-def paper_step(device: torch.device, compile: bool = False) -> tuple[Callable[[], None], float]:
+def paper_step(
+    device: torch.device, compile: bool = False, objective: str = "clip"
+) -> tuple[Callable[[], None], float]:
     """One training step at the "paper" profile (one replica) and its matmul FLOPs."""
     cfg = identifiability.IdentifiabilityConfig.from_profile("paper")
     pairs = [(identifiability.table(cfg.p_chg)[-1], 0)]
@@ -40,9 +46,12 @@ def paper_step(device: torch.device, compile: bool = False) -> tuple[Callable[[]
     params = list(enc.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
     streams = model.streams(0, "data/train")
+    negatives = model.streams(0, "data/negatives")
 
     def loss() -> torch.Tensor:
-        return identifiability.contrastive_loss(enc, model, cfg.batch_size, streams)
+        return identifiability.contrastive_loss(
+            enc, model, cfg.batch_size, streams, objective, negatives
+        )
 
     objective = torch.compile(loss) if compile else loss
 
@@ -52,11 +61,13 @@ def paper_step(device: torch.device, compile: bool = False) -> tuple[Callable[[]
         clip_grad_norm_per_replica_(params, cfg.grad_clip)
         opt.step()
 
-    return step, step_flops(enc, cfg.batch_size)
+    return step, step_flops(enc, cfg.batch_size, objective)
 
 
-def flop_rate(device: torch.device, compile: bool = False, repeats: int = 3) -> dict[str, float]:
-    """Seconds per paper step and the achieved matmul GFLOP/s."""
-    step, flops = paper_step(device, compile)
+def flop_rate(
+    device: torch.device, compile: bool = False, objective: str = "clip", repeats: int = 3
+) -> dict[str, float]:
+    """Seconds per paper step and the achieved matmul GFLOP/s under `objective`."""
+    step, flops = paper_step(device, compile, objective)
     seconds = seconds_per_call([step], repeats, device, warmup=2)
     return {"seconds_per_step": seconds, "gflops": flops / seconds / 1e9}

@@ -64,12 +64,17 @@ def ch00_step(r: int, seed: int, device: torch.device) -> Step:
 
 
 def ch01_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 01: two-patch ReLU encoders, multimodal loss, full batch (n = 100, d = 2000)."""
+    """Chapter 01: two-patch ReLU encoders in signal–noise coordinates, multimodal loss,
+    full batch (n = 100, d = 2000)."""
     cfg = snr.SNRConfig.from_profile("book")
     data = snr.make_data(cfg, seed, r, device)
-    h = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, "init/encoder_image", device)
-    g = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, "init/encoder_text", device)
-    opt = make_optimizer("sgd", [h.weight, g.weight], cfg.lr)
+
+    def encoder(purpose: str, view: str) -> snr.SignalNoiseEncoder:
+        weights = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, purpose, device)
+        return snr.SignalNoiseEncoder(weights, data, view)
+
+    h, g = encoder("init/encoder_image", "image"), encoder("init/encoder_text", "text")
+    opt = make_optimizer("sgd", [h.coef, g.coef], cfg.lr)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
