@@ -16,6 +16,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
@@ -94,24 +95,29 @@ def linear_probe(
     test_y: ArrayLike,
     C: float = 1.0,
     max_iter: int = 2000,
+    more_tests: dict[str, tuple[ArrayLike, ArrayLike]] | None = None,
 ) -> dict[str, float | np.ndarray]:
     """Logistic regression on standardised frozen features.
 
     Features `[R, N, d]` take labels `[N]` shared by the replicas or `[R, N]`, one
-    labelling per replica. Returns `train_acc`, `test_acc` and `test_ce` (nats).
+    labelling per replica (every label set alike). Returns `train_acc`, `test_acc` and
+    `test_ce` (nats), and `<name>_acc`, `<name>_ce` for each further test set
+    `name: (x, y)` of `more_tests`, scored by the same fit.
     """
+    tests = {"test": (test_x, test_y), **(more_tests or {})}
 
-    def fit(xtr: np.ndarray, xte: np.ndarray, ytr: np.ndarray, yte: np.ndarray) -> dict[str, float]:
-        scaler = StandardScaler().fit(xtr)
-        clf = LogisticRegression(C=C, max_iter=max_iter).fit(scaler.transform(xtr), ytr)
-        prob = clf.predict_proba(scaler.transform(xte))
-        return {
-            "train_acc": float(clf.score(scaler.transform(xtr), ytr)),
-            "test_acc": float((clf.classes_[prob.argmax(1)] == yte).mean()),
-            "test_ce": float(log_loss(yte, prob, labels=clf.classes_)),
-        }
+    def fit(xtr: np.ndarray, *arrays: np.ndarray) -> dict[str, float]:
+        xs, (ytr, *ys) = arrays[: len(tests)], arrays[len(tests) :]
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+        scores = {"train_acc": float(clf.fit(xtr, ytr).score(xtr, ytr))}
+        for name, x, y in zip(tests, xs, ys, strict=True):
+            prob = clf.predict_proba(x)
+            scores[f"{name}_acc"] = float((clf.classes_[prob.argmax(1)] == y).mean())
+            scores[f"{name}_ce"] = float(log_loss(y, prob, labels=clf.classes_))
+        return scores
 
-    return _per_replica(fit, (train_x, test_x), (train_y, test_y), target_ndim=1)
+    xs, ys = zip(*tests.values(), strict=True)
+    return _per_replica(fit, (train_x, *xs), (train_y, *ys), target_ndim=1)
 
 
 def _r2(model_factory: Callable[[], object]) -> Callable[..., dict[str, float]]:

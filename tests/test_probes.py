@@ -51,6 +51,27 @@ def test_linear_probe_with_one_labelling_per_replica():
     assert shared["test_acc"][0] > 0.95 and shared["test_acc"][1] < 0.75
 
 
+def test_linear_probe_scores_more_test_sets_with_the_same_fit():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 450, 3))
+    y = (x[..., 0] + 0.3 * rng.normal(size=(2, 450)) > 0).astype(int)
+    flipped = 1 - y[:, 300:]  # the same images, labels reversed: the fit must score 1 − acc
+    res = linear_probe(
+        x[:, :150],
+        y[:, :150],
+        x[:, 150:300],
+        y[:, 150:300],
+        more_tests={"other": (x[:, 300:], y[:, 300:]), "flipped": (x[:, 300:], flipped)},
+    )
+    alone = linear_probe(x[:, :150], y[:, :150], x[:, 300:], y[:, 300:])
+    np.testing.assert_array_equal(res["other_acc"], alone["test_acc"])
+    np.testing.assert_array_equal(res["other_ce"], alone["test_ce"])
+    np.testing.assert_allclose(res["flipped_acc"], 1 - res["other_acc"])
+    assert (res["other_acc"] > 0.8).all() and (res["flipped_ce"] > res["other_ce"]).all()
+    names = {f"{t}_{m}" for t in ("test", "other", "flipped") for m in ("acc", "ce")}
+    assert set(res) == {"train_acc", *names}
+
+
 def _flat(n: int, k: int, ambient: int, seed: int) -> np.ndarray:
     """n standard Gaussian points of R^k placed by a random isometry into R^ambient.
 

@@ -10,14 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from mmnb.config import check_choice
 from mmnb.losses import symmetric_info_nce
 from mmnb.nets import MLP, ReplicaLinear, Replicas, replica_ids
+from mmnb.probes import linear_probe
 from mmnb.runtime import stream
 from mmnb.train import History, train
 from mmnb.worlds.digits import (
@@ -54,25 +52,6 @@ class DigitsRun:
     @property
     def color_reliance(self) -> np.ndarray:
         return self.test_same_law_acc - self.test_acc
-
-
-def _probe(
-    train_x: Tensor, train_y: Tensor, tests: dict[str, tuple[Tensor, Tensor]]
-) -> dict[str, np.ndarray]:
-    """Logistic regression on standardised features (as `mmnb.probes.linear_probe`), fitted
-    once per replica on the training split and scored on several test sets."""
-    out: dict[str, list[float]] = {"train": [], **{name: [] for name in tests}}
-    with threadpool_limits(1, user_api="blas"):  # small fits: threaded BLAS only waits
-        for r in range(train_x.shape[0]):
-            xtr, ytr = train_x[r].cpu().numpy(), train_y[r].cpu().numpy()
-            scaler = StandardScaler().fit(xtr)
-            clf = LogisticRegression(max_iter=1000).fit(scaler.transform(xtr), ytr)
-            out["train"].append(clf.score(scaler.transform(xtr), ytr))
-            for name, (x, y) in tests.items():
-                out[name].append(
-                    clf.score(scaler.transform(x[r].cpu().numpy()), y[r].cpu().numpy())
-                )
-    return {name: np.asarray(values) for name, values in out.items()}
 
 
 def features(encoder: MLP, split: ColoredDigits, chunk: int = 4096) -> Tensor:
@@ -158,20 +137,21 @@ def run(
         progress=progress,
         desc=f"digits {model}",
     )
-    accs = _probe(
+    test, same = splits["test"], splits["test_same"]
+    accs = linear_probe(
         features(image_enc, train_split),
         train_split.label,
-        {
-            name: (features(image_enc, splits[name]), splits[name].label)
-            for name in ("test", "test_same")
-        },
+        features(image_enc, test),
+        test.label,
+        max_iter=1000,
+        more_tests={"test_same": (features(image_enc, same), same.label)},
     )
     return DigitsRun(
         model=model,
         caption=caption if model == "multi" else None,
         history=history,
         encoder=image_enc,
-        train_acc=accs["train"],
-        test_acc=accs["test"],
-        test_same_law_acc=accs["test_same"],
+        train_acc=accs["train_acc"],
+        test_acc=accs["test_acc"],
+        test_same_law_acc=accs["test_same_acc"],
     )
