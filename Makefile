@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # progress bars are for people at a terminal, not for logs and the rendered book
 export MMNB_PROGRESS ?= 0
 
-.PHONY: help setup test lint unit notebooks book book-fast check-book check-book-fast \
+.PHONY: help setup test lint unit notebooks suite book book-fast check-book check-book-fast \
 	test-installs test-lower-bounds bench clean
 
 help:
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 		-c constraints.txt -e ".[book,dev,dask]"
 	@touch $@
 
-test: setup lint unit notebooks book-fast check-book-fast
+test: setup lint suite book-fast check-book-fast
 
 lint: setup
 	$(BIN)/ruff check mmnb tests benchmarks tools
@@ -43,6 +43,18 @@ unit: setup
 
 notebooks: setup
 	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 chapters -q -n 2 --dist loadscope
+
+# `make test` runs the unit tests and the chapters in one session on two workers, one
+# thread each, the longest files first, so that neither core idles at the end
+LONGEST_FIRST := chapters/04_identifiability.ipynb chapters/06_five_lenses.ipynb \
+	chapters/05_intrinsic_dimension.ipynb chapters/03_pmi.ipynb tests/test_packaging.py \
+	chapters/01_snr.ipynb chapters/02_matrix_factorization.ipynb tests/test_runs.py \
+	chapters/00_contrastive_learning.ipynb
+SUITE := $(LONGEST_FIRST) \
+	$(filter-out $(LONGEST_FIRST),$(sort $(wildcard chapters/*.ipynb tests/test_*.py)))
+suite: setup
+	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -q -n 2 \
+		--dist loadfile --no-loadscope-reorder $(SUITE)
 
 # execution off: catches a broken toc, references, math and MyST syntax quickly (glued
 # numbers exist only in an executed build, so their warnings are off here)
