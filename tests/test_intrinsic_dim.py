@@ -237,3 +237,43 @@ def test_paper_profile_only_overrides_what_it_changes():
     changed = {k for k in world.IntrinsicDimConfig.knobs() if getattr(book, k) != getattr(paper, k)}
     assert changed == set(world.IntrinsicDimConfig.PAPER)
     assert paper.steps == 800 * (10_000 // 256)
+
+
+def test_tau_slope_reads_the_population_prediction_and_is_the_loss():
+    from mmnb.losses import symmetric_info_nce
+
+    rng = mmnb.stream(0, "test/tau-slope").numpy
+    readings = {}
+    for m in (2, 4):
+        s = rng.normal(size=(1000, m + 1))
+        sphere = torch.tensor(s / np.linalg.norm(s, axis=1, keepdims=True))
+        got = measures.tau_slope_dimension(sphere, n_anchors=None)
+        readings[m] = got.dimension[0]
+        expected = measures.tau_slope_population(m, 1000, shape="sphere")
+        assert readings[m] == pytest.approx(expected, abs=0.1)
+        # the window's ends are where the book's dot-product loss equals log 11, log 101
+        for tau, level in ((got.tau_low[0], 11), (got.tau_high[0], 101)):
+            loss = symmetric_info_nce(sphere.float(), sphere.float(), float(tau), kind="dot")
+            assert loss.item() == pytest.approx(np.log(level), abs=1e-3)
+    assert readings[4] > readings[2] + 1.5
+    gauss = torch.tensor(rng.normal(size=(1000, 3)))
+    got = measures.tau_slope_dimension(gauss, n_anchors=300).dimension[0]
+    assert got == pytest.approx(measures.tau_slope_population(3, 1000), abs=0.15)
+    assert measures.tau_slope_population(3, 1000) < 3 - 0.2  # biased low: the data scale
+
+
+def test_tau_slope_per_replica_widths_and_no_window_when_misaligned():
+    rng = mmnb.stream(0, "test/tau-slope-replicas")
+    u = torch.nn.functional.normalize(rng.randn(2, 600, 6), dim=-1)
+    u[0, :, 3:] = 0  # replica 0 uses its first 3 coordinates only
+    u[0] = torch.nn.functional.normalize(u[0], dim=-1)
+    both = measures.tau_slope_dimension(u, u, widths=[3, 6], n_anchors=None)
+    alone = measures.tau_slope_dimension(u[0, :, :3], n_anchors=None)
+    assert both.dimension[0] == pytest.approx(alone.dimension[0])
+    assert both.dimension[1] > both.dimension[0] + 1.5  # S^5 against S^2
+    stranger = torch.nn.functional.normalize(rng.randn(600, 3), dim=-1)
+    assert np.isnan(measures.tau_slope_dimension(u[0, :, :3], stranger).dimension[0])
+    with pytest.raises(ValueError, match="levels"):
+        measures.tau_slope_dimension(u[0], levels=(10, 1000))
+    with pytest.raises(ValueError, match="shape"):
+        measures.tau_slope_population(3, 100, shape="cube")
