@@ -45,8 +45,9 @@ def paper_step(
     enc = identifiability.make_encoders(cfg, pairs, 0, device)
     params = list(enc.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
-    streams = model.streams(0, "data/train")
-    negatives = model.streams(0, "data/negatives")
+    ahead = identifiability.batches_ahead(model, cfg.batch_size)
+    streams = model.streams(0, "data/train", ahead)
+    negatives = model.streams(0, "data/negatives", ahead)
 
     def loss() -> torch.Tensor:
         return identifiability.contrastive_loss(

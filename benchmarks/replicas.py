@@ -136,7 +136,8 @@ def ch04_step(r: int, seed: int, device: torch.device) -> Step:
     pairs = identifiability.replicas(identifiability.table(cfg.p_chg)[-1:], r)
     model = identifiability.latent_model(cfg, pairs, seed, device)
     enc = identifiability.make_encoders(cfg, pairs, seed, device)
-    streams = model.streams(seed, "data/train")
+    ahead = identifiability.batches_ahead(model, cfg.batch_size)
+    streams = model.streams(seed, "data/train", ahead)
     return _optimizer_step(
         lambda: identifiability.contrastive_loss(enc, model, cfg.batch_size, streams),
         enc.parameters(),

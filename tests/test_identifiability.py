@@ -173,9 +173,10 @@ def test_loss_per_replica_and_gradient_clipping(cfg, table):
 
 def test_replica_streams_share_ids_and_advance():
     st = ReplicaStreams(0, "test", [0, 1, 0])
-    a, b = st.randn(4, 2), st.randn(4, 2)
+    (a, ua), (b, _) = st.noise(4, 2, 3), st.noise(4, 2, 3)
     assert torch.equal(a[0], a[2]) and not torch.equal(a[0], a[1]) and not torch.equal(a, b)
-    assert torch.equal(ReplicaStreams(0, "test", [1]).randn(4, 2)[0], a[1])
+    assert torch.equal(ReplicaStreams(0, "test", [1]).noise(4, 2, 3)[0][0], a[1])
+    assert ua.shape == (3, 4, 3) and 0 <= ua.min() and ua.max() < 1
 
 
 def test_a_replica_trains_alone_as_in_a_group(cfg, table):
@@ -231,3 +232,15 @@ def test_setting_names_are_unique(table):
     assert replace(table[-1], encoding_size=4).name == "p075_stat_causal_d4"
     assert replace(table[2], wishart_factor=10).name == "p1_stat_df10n"
     assert replace(table[2], covariance="independent").name == "p1_stat_independent"
+
+
+def test_batches_drawn_ahead_are_the_batches_drawn_one_by_one(model):
+    one_by_one = model.streams(0, "data/train")
+    ahead = model.streams(0, "data/train", ahead=4)
+    for _ in range(6):  # crosses a refill
+        a, b = model.sample(16, one_by_one), model.sample(16, ahead)
+        for key in ("x1", "x2", "s_tilde"):
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not n=8"):
+        model.sample(8, ahead)  # two batches of 16 are still pending
+    assert 1 <= world.batches_ahead(model, 128) <= 64

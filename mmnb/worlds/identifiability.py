@@ -47,6 +47,7 @@ __all__ = [
     "IdentifiabilityRun",
     "LatentModel",
     "Setting",
+    "batches_ahead",
     "contrastive_loss",
     "direction_r2",
     "encode",
@@ -201,6 +202,13 @@ def make_encoders(
     return Encoders(n_in, cfg.hidden, sizes, [j for _, j in pairs], seed, device)
 
 
+def batches_ahead(model: LatentModel, batch_size: int, floats: int = 1 << 22) -> int:
+    """How many training batches to draw at once (at most 64, about `floats` numbers):
+    on a GPU, one host-to-device copy serves that many steps."""
+    per_batch = model.n_replicas * batch_size * (model.transform.shape[1] + model.n_s)
+    return max(1, min(64, floats // per_batch))
+
+
 def _log_mean_exp(x: Tensor) -> Tensor:
     return torch.logsumexp(x, -1) - math.log(x.shape[-1])
 
@@ -293,15 +301,16 @@ def run(
     """Train every (setting, replica id) pair as one replica of a single batched model.
 
     `objective` defaults to `cfg.objective`. Each step draws a fresh batch per replica
-    from its "data/train" stream. Every `cfg.track_every` steps the history records the
-    linear R² of content and style from encoder 1 (`r2_c`, `r2_s`) on `cfg.track_points`
-    pairs per split. Ends with `evaluate`.
+    from its "data/train" stream (`batches_ahead` batches at a time). Every
+    `cfg.track_every` steps the history records the linear R² of content and style from
+    encoder 1 (`r2_c`, `r2_s`) on `cfg.track_points` pairs per split. Ends with `evaluate`.
     """
     objective = check_choice("objective", objective or cfg.objective, OBJECTIVES)
     model = latent_model(cfg, pairs, seed, device)
     encoders = make_encoders(cfg, pairs, seed, device)
-    train_streams = model.streams(seed, "data/train")
-    negatives = model.streams(seed, "data/negatives") if objective == "reference" else None
+    ahead = batches_ahead(model, cfg.batch_size)
+    train_streams = model.streams(seed, "data/train", ahead)
+    negatives = model.streams(seed, "data/negatives", ahead) if objective == "reference" else None
     track_streams = model.streams(seed, "data/track")
     held: dict[str, dict[str, Tensor]] = {}
 

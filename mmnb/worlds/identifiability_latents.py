@@ -104,22 +104,48 @@ class ReplicaStreams:
     """The stream (seed, purpose, j) of every distinct replica id j, drawn as `[R, …]`.
 
     Replicas that share an id get the same numbers; each id's stream advances once per
-    call. Draws are made on the CPU and moved to `device`.
+    call. `noise(n, a, b)` gives one batch's N(0, 1) `[R, n, a]` and U(0, 1) `[R, n, b]`
+    draws. They are made on the CPU and moved to `device`; with `ahead` > 1 the next
+    `ahead` batches are drawn together and moved at once (one host-to-device copy per
+    `ahead` training steps on a GPU), with the same numbers per stream as batch by batch.
     """
 
     def __init__(
-        self, seed: int, purpose: str, ids: Sequence[int], device: torch.device | str = "cpu"
+        self,
+        seed: int,
+        purpose: str,
+        ids: Sequence[int],
+        device: torch.device | str = "cpu",
+        ahead: int = 1,
     ) -> None:
         unique = list(dict.fromkeys(int(i) for i in ids))
         self.index = torch.tensor([unique.index(int(i)) for i in ids])
         self.streams = [stream(seed, purpose, j) for j in unique]
         self.device = torch.device(device)
+        self.ahead = check_range("ahead", ahead, 1, 100_000, integer=True)
+        self._buffer: tuple[Tensor, Tensor] | None = None
+        self._used = 0
 
-    def randn(self, *shape: int) -> Tensor:
-        return torch.stack([s.randn(*shape) for s in self.streams])[self.index].to(self.device)
-
-    def rand(self, *shape: int) -> Tensor:
-        return torch.stack([s.rand(*shape) for s in self.streams])[self.index].to(self.device)
+    def noise(self, n: int, normal: int, uniform: int) -> tuple[Tensor, Tensor]:
+        """N(0, 1) draws `[R, n, normal]` and U(0, 1) draws `[R, n, uniform]` (per stream,
+        the normal draw first)."""
+        buffer = self._buffer
+        pending = buffer is not None and self._used < buffer[0].shape[1]
+        if pending and buffer[0].shape[2:] != (n, normal):
+            raise ValueError(f"these streams drew batches of {buffer[0].shape[2]} ahead, not n={n}")
+        if not pending:
+            draws = [
+                [(s.randn(n, normal), s.rand(n, uniform)) for _ in range(self.ahead)]
+                for s in self.streams
+            ]
+            self._buffer = buffer = tuple(
+                torch.stack([torch.stack([d[k] for d in per]) for per in draws])[self.index]
+                .to(self.device)
+                for k in (0, 1)
+            )
+            self._used = 0
+        self._used += 1
+        return buffer[0][:, self._used - 1], buffer[1][:, self._used - 1]
 
 
 @dataclass
@@ -156,17 +182,18 @@ class LatentModel:
             k: slice(int(a), int(b)) for k, a, b in zip(names, ends[:-1], ends[1:], strict=True)
         }
 
-    def streams(self, seed: int, purpose: str) -> ReplicaStreams:
-        """The per-id streams (seed, purpose, j) of this model's replicas, on its device."""
-        return ReplicaStreams(seed, purpose, self.ids, self.transform.device)
+    def streams(self, seed: int, purpose: str, ahead: int = 1) -> ReplicaStreams:
+        """The per-id streams (seed, purpose, j) of this model's replicas, on its device,
+        drawing `ahead` batches at a time (see `ReplicaStreams`)."""
+        return ReplicaStreams(seed, purpose, self.ids, self.transform.device, ahead)
 
     def sample(self, n: int, streams: ReplicaStreams) -> dict[str, Tensor]:
         """`n` pairs per replica: the blocks c, s, s_tilde, m1, m2 and x1, x2, each `[R, n, ·]`."""
-        u = streams.randn(n, self.transform.shape[1])
+        u, uniform = streams.noise(n, self.transform.shape[1], self.n_s)
         lat = torch.baddbmm(self.offset, u, self.transform)
         sl = self._slices()
         out = {k: lat[..., v] for k, v in sl.items() if k != "eps"}
-        change = streams.rand(n, self.n_s) < self.change_prob
+        change = uniform < self.change_prob
         out["s_tilde"] = out["s"] + change * lat[..., sl["eps"]]
         z1 = torch.cat([out["c"], out["s"], out["m1"]], -1)
         z2 = torch.cat([out["c"], out["s_tilde"], out["m2"]], -1)
