@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--compile", action="store_true", help="also time a torch.compile step")
     parser.add_argument("--jobs", type=int, default=2, help="chapters run side by side")
+    parser.add_argument(
+        "--book-cache", type=Path, help="fill this execution cache (e.g. _build/.jupyter_cache)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     dev = mmnb.setup(0, args.device, threads=args.threads)
@@ -91,7 +94,7 @@ def main() -> None:
         results["ch04_paper_flop_fraction"] = fractions
 
     if "chapters" in args.parts:
-        seconds, wall = book_seconds(args.jobs)
+        seconds, wall = book_seconds(args.jobs, args.book_cache)
         results["chapter_book_seconds"], results["book_wall_seconds"] = seconds, wall
         results["book_jobs"] = args.jobs
         print(f"\n{'chapter':<30}{'book profile, s':>16}")

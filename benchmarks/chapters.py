@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 import tempfile
 import time
@@ -20,14 +21,19 @@ def _book_cache():
     return module
 
 
-def book_seconds(jobs: int = 2) -> tuple[dict[str, float], float]:
+def book_seconds(jobs: int = 2, cache: Path | None = None) -> tuple[dict[str, float], float]:
     """(seconds per chapter, wall seconds of all of them) with `jobs` running at once.
 
+    `cache`: the book's execution cache to fill (emptied first), so that a following
+    `make book` renders the chapters without running them again; default a temporary one.
     Raises RuntimeError naming a chapter that failed.
     """
     book_cache = _book_cache()
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as temporary:
+        where = Path(cache or temporary)
+        shutil.rmtree(where, ignore_errors=True)
+        book_cache.invalidate(where)  # records the pages' keys, as `make book` does
         start = time.perf_counter()
-        seconds = book_cache.execute_missing(Path(cache), jobs)
+        seconds = book_cache.execute_missing(where, jobs)
         wall = time.perf_counter() - start
     return {Path(name).stem: s for name, s in seconds.items()}, round(wall, 1)
