@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import mmnb
 from mmnb.mixing import unmix
-from mmnb.worlds import lenses
+from mmnb.worlds import lenses, lenses_readouts
 
 
 def test_pmi_is_the_log_density_ratio_and_averages_to_the_mutual_information():
@@ -54,7 +56,7 @@ def test_world_is_invertible_and_reproducible():
 
 def test_pmi_weights_keep_the_plausible_cells():
     pmi = torch.tensor([[5.0, -20.0, -20.0], [-20.0, 5.0, 0.0], [-20.0, 4.9, 5.0]])
-    w = lenses.pmi_weights(pmi)
+    w = lenses_readouts.pmi_weights(pmi)
     assert (w.diagonal() > 0).all() and w[0, 1] == 0 and w[2, 0] == 0
 
 
@@ -66,14 +68,56 @@ def test_models_train_and_read_out():
     clip = lenses.fit_clip(data, cfg, learn=[True, False], replicas=[0, 0], seed=0, probe=test)
     assert clip.history.final("tau")[1] == pytest.approx(cfg.fixed_tau)
     assert clip.history["r2_private"].shape == (4, 2)
-    assert lenses.pmi_readout(clip, test, cfg.content_corr).rmse.shape == (2,)
-    assert lenses.heldout_loss(clip, test, cfg.batch_size).shape == (2,)
+    readout = lenses_readouts.pmi_readout(clip, test, cfg.content_corr)
+    assert readout.fit.rmse.shape == readout.explained.shape == (2,)
+    assert lenses_readouts.heldout_loss(clip, test, cfg.batch_size).shape == (2,)
+    r2 = lenses_readouts.latent_r2(lenses_readouts.embed(clip, test.x, True), test)
+    assert r2["content a"].shape == r2["private s_x"].shape == (2,)
     spec = lenses.fit_spectral(data, cfg, out_widths=[3, cfg.embed_dim], replicas=2, seed=0)
-    assert (lenses.embed(spec, test.x, False)[0, :, 3:] == 0).all()
+    assert (lenses_readouts.embed(spec, test.x, False)[0, :, 3:] == 0).all()
     single = lenses.fit_single_modal(data, world, cfg, ["noise", "resample"], replicas=2, seed=0)
-    assert lenses.ood_accuracy(single, data, test, True).shape == (2,)
+    assert lenses_readouts.ood_accuracy(single, data, test, True).shape == (2,)
     with pytest.raises(ValueError, match=r"views\[0\]='crop'"):
         lenses.fit_single_modal(data, world, cfg, ["crop"], replicas=1, seed=0)
+
+
+def test_single_modal_replica_is_the_same_alone_or_in_a_group():
+    cfg = lenses.LensesConfig.from_profile("book", steps=20, n_train=256, batch_size=32)
+    world = lenses.LensesWorld(cfg, seed=3)
+    data = world.sample(cfg.n_train, "data/train")
+    views = ["noise", "resample", "noise"]
+    group = lenses.fit_single_modal(data, world, cfg, views, replicas=[0, 1, 2], seed=3)
+    alone = lenses.fit_single_modal(data, world, cfg, ["resample"], replicas=[1], seed=3)
+    torch.testing.assert_close(alone.history["loss"][:, 0], group.history["loss"][:, 1])
+    other = lenses.fit_single_modal(data, world, cfg, ["noise"], replicas=[2], seed=3)
+    assert not np.allclose(other.history["loss"][:, 0], group.history["loss"][:, 0])
+
+
+def test_augmentation_noise_is_per_replica_and_crosses_blocks():
+    block = lenses.AUGMENT_BLOCK
+    pair = lenses.augmentation_noise([0, 5], seed=1, shape=(3,))
+    alone = lenses.augmentation_noise([5], seed=1, shape=(3,))
+    for _ in range(block + 2):  # into the second block
+        p, a = next(pair), next(alone)
+        assert p.shape == (2, 3)
+        torch.testing.assert_close(p[1:], a)
+    assert not torch.equal(p[0], p[1])
+
+
+def test_pmi_readout_of_logits_equal_to_pmi_plus_a_constant_is_exact():
+    cfg = lenses.LensesConfig.from_profile("book")
+    test = lenses.LensesWorld(cfg, seed=0).sample(64, "data/test")
+    pmi = lenses.gaussian_pmi(test.a, test.b, cfg.content_corr)
+    weights = lenses_readouts.pmi_weights(pmi)
+    table = torch.stack([pmi + 3.0, 0.5 * pmi])
+    fit = mmnb.probes.pmi_fit(table, pmi, weights)
+    readout = lenses_readouts.PMIReadout(table, pmi, weights, fit)
+    torch.testing.assert_close(readout.shifted_logits()[0], pmi)
+    assert readout.explained[0].item() == pytest.approx(1.0, abs=1e-6)
+    assert readout.explained[1].item() == pytest.approx(0.75, abs=1e-4)  # 1 − ½²
+    w = weights / weights.sum()
+    var = (w * pmi.square()).sum() - (w * pmi).sum() ** 2
+    assert readout.spread == pytest.approx(var.sqrt().item(), rel=1e-5)
 
 
 def test_config_names_bad_knobs():

@@ -7,14 +7,15 @@ Each modality adds private latents s ~ N(0, I_m) and is an invertible mixing MLP
 (`mmnb.mixing`) of (scale · content, s). Invertible maps leave PMI unchanged, so
 PMI(x, y) = PMI(a, b). Entry points: `LensesWorld` (the world and its samples),
 `fit_clip`, `fit_spectral`, `fit_single_modal` (the three models), and the closed forms
-`gaussian_pmi` and `hermite_features`.
+`gaussian_pmi` and `hermite_features`; the read-outs of the five lenses are in
+`mmnb.worlds.lenses_readouts`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,12 +35,13 @@ __all__ = [
     "LensesSample",
     "LensesWorld",
     "TwoTowerFit",
+    "augmentation_noise",
     "fit_clip",
     "fit_single_modal",
-    "mutual_information",
     "fit_spectral",
     "gaussian_pmi",
     "hermite_features",
+    "mutual_information",
 ]
 
 
@@ -177,8 +179,13 @@ def _train(
     def evaluate() -> dict[str, Tensor]:
         f, sample = probe
         u = torch.nn.functional.normalize(f(sample.x), dim=-1)
+        half = u.shape[1] // 2
         targets = {"r2_content": sample.a, "r2_private": sample.s_x}
-        return {name: heldout_r2(u, t, "linear").mean(-1) for name, t in targets.items()}
+        return {
+            name: probes.r2_scores(u[:, :half], t[:half].expand(len(u), -1, -1), u[:, half:],
+                                   t[half:].expand(len(u), -1, -1), "linear").mean(-1)
+            for name, t in targets.items()
+        }  # fmt: skip
 
     return train(
         objective, parameters, cfg.steps, lr=cfg.lr, n_samples=n, batch_size=cfg.batch_size,
@@ -243,6 +250,22 @@ def fit_spectral(
 
 
 VIEWS = ("noise", "resample")
+AUGMENT_BLOCK = 100  # steps of augmentation noise a replica draws at once
+
+
+def augmentation_noise(
+    ids: Sequence[int], seed: int, shape: tuple[int, ...], device: torch.device | str = "cpu"
+) -> Iterator[Tensor]:
+    """An endless iterator of standard normal noise, one `[R, *shape]` tensor per step.
+
+    Replica r draws `AUGMENT_BLOCK` steps at a time from its own stream (seed, "augment",
+    r), so its noise does not depend on which replicas train beside it, and the training
+    loop makes no Python call per replica.
+    """
+    gens = [stream(seed, "augment", r).device_generator(device) for r in ids]
+    while True:
+        draws = [torch.randn(AUGMENT_BLOCK, *shape, generator=g, device=device) for g in gens]
+        yield from torch.stack(draws, 1).unbind(0)
 
 
 def fit_single_modal(
@@ -260,94 +283,32 @@ def fit_single_modal(
     times each coordinate's standard deviation to x (a generic augmentation, which keeps
     the private latents); "resample" redraws the private latents s_x of both views (an
     ideal augmentation, which changes only what is not content). Augmentations come from
-    the stream (seed, "augment", r) of replica id r.
+    the stream (seed, "augment", r) of replica id r (`augmentation_noise`).
     """
     for j, v in enumerate(views):
         check_choice(f"views[{j}]", v, VIEWS)
     ids = replica_ids(replicas)
     x, device = data.x, data.x.device
-    f = MLP(x.shape[1], cfg.hidden, cfg.embed_dim, ids, seed, device=device,
+    dim, m = x.shape[1], world.m
+    f = MLP(dim, cfg.hidden, cfg.embed_dim, ids, seed, device=device,
             purpose="init/encoder_x")  # fmt: skip
     tau = LearnedTemperature(len(ids), init=cfg.tau_init).to(device)
     noise = cfg.augment_noise * x.std(0)
-    resample = torch.tensor([v == "resample" for v in views], device=device)[:, None, None]
-    gens = [stream(seed, "augment", r).device_generator(device) for r in ids]
+    resample = torch.tensor([v == "resample" for v in views], device=device)[:, None, None, None]
+    draws = augmentation_noise(ids, seed, (2, cfg.batch_size, dim + m), device)
 
-    def normal(batch: Tensor, width: int) -> Tensor:
-        return torch.stack([torch.randn(batch.shape[1], width, generator=gen, device=device)
-                            for gen in gens])  # fmt: skip
-
-    def view(batch: Tensor) -> Tensor:
-        noisy = x[batch] + noise * normal(batch, x.shape[1])
-        content = world.scale * data.a[batch]
-        redrawn = mix(torch.cat([content, normal(batch, world.m)], -1), world.weights_x)
+    def views_of(batch: Tensor) -> Tensor:
+        """Both views of every pair of the batch, `[R, 2, B, dim]`."""
+        eps = next(draws)
+        noisy = x[batch][:, None] + noise * eps[..., :dim]
+        content = (world.scale * data.a[batch])[:, None].expand(-1, 2, -1, -1)
+        redrawn = mix(torch.cat([content, eps[..., dim:]], -1), world.weights_x)
         return torch.where(resample, redrawn, noisy)
 
     def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = tau()
-        return symmetric_info_nce(f(view(batch)), f(view(batch)), t), {"tau": t}
+        z = f(views_of(batch).flatten(1, 2)).unflatten(1, (2, -1))  # one pass for both views
+        return symmetric_info_nce(z[:, 0], z[:, 1], t), {"tau": t}
 
     history = _train(objective, [f, tau], cfg, len(x), seed, ids, desc)
     return TwoTowerFit(f, None, tau, history)
-
-
-# --- the five read-outs ---------------------------------------------------------------------
-
-
-def embed(fit: TwoTowerFit, x: Tensor, normalize: bool) -> Tensor:
-    """f(x) for every replica, `[R, n, d]`, on the unit sphere if `normalize` (CLIP, SimCLR)."""
-    with torch.no_grad():
-        u = fit.f(x)
-    return torch.nn.functional.normalize(u, dim=-1) if normalize else u
-
-
-def heldout_r2(features: Tensor, target: Tensor, method: str = "kernel") -> Tensor:
-    """R² of each target column, `[R, T]`: fitted on the first half of the points, scored
-    on the second (kernel ridge with α and γ chosen by 3-fold cross-validation)."""
-    half = features.shape[-2] // 2
-    t = target.expand(features.shape[0], *target.shape)
-    gammas = [g / features.shape[-1] for g in (0.25, 1.0, 4.0)]
-    return probes.r2_scores(
-        features[:, :half], t[:, :half], features[:, half:], t[:, half:], method,
-        alphas=(1e-3, 1e-2, 1e-1, 1.0), gammas=gammas,
-    )  # fmt: skip
-
-
-def pmi_weights(pmi: Tensor) -> Tensor:
-    """Where the symmetric loss looks: ½(p(y_j | x_i) + p(x_i | y_j)) within the table, from
-    the true PMI, set to 0 in cells less likely than a uniform guess (1 / n)."""
-    n = pmi.shape[0]
-    w = 0.5 * (pmi.softmax(1) + pmi.softmax(0))
-    return torch.where(w >= 1.0 / n, w, torch.zeros_like(w))
-
-
-def pmi_readout(fit: TwoTowerFit, test: LensesSample, rho: float) -> probes.PMIFit:
-    """How far the learned logits cos(f(x_i), g(y_j)) / τ are from PMI(x_i, y_j)."""
-    with torch.no_grad():
-        u = torch.nn.functional.normalize(fit.f(test.x), dim=-1)
-        v = torch.nn.functional.normalize(fit.g(test.y), dim=-1)
-        logits = u @ v.mT / fit.temperature()[:, None, None]
-    pmi = gaussian_pmi(test.a, test.b, rho)
-    return probes.pmi_fit(logits, pmi, pmi_weights(pmi))
-
-
-def ood_accuracy(
-    fit: TwoTowerFit, train: LensesSample, test: LensesSample, normalize: bool
-) -> Tensor:
-    """Test accuracy, `[R]`, of a linear probe for sign(a_1) trained on frozen f(x) of `train`."""
-    label = lambda s: (s.a[:, 0] > 0).long().cpu()  # noqa: E731
-    result = probes.linear_probe(
-        embed(fit, train.x, normalize), label(train), embed(fit, test.x, normalize), label(test)
-    )
-    return torch.as_tensor(result["test_acc"])
-
-
-def heldout_loss(fit: TwoTowerFit, test: LensesSample, batch_size: int) -> Tensor:
-    """The CLIP loss, `[R]`, on held-out pairs cut into batches of `batch_size` (the same N
-    as in training, so it compares with log N − I(x; y))."""
-    starts = range(0, len(test.x) - batch_size + 1, batch_size)
-    with torch.no_grad():
-        u, v, t = fit.f(test.x), fit.g(test.y), fit.temperature()
-        losses = [symmetric_info_nce(u[:, i : i + batch_size], v[:, i : i + batch_size], t)
-                  for i in starts]  # fmt: skip
-    return torch.stack(losses).mean(0)
