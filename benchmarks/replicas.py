@@ -25,6 +25,7 @@ from mmnb.worlds import (
     cooccurrence,
     identifiability,
     intrinsic_dim,
+    lenses,
     paired,
     pmi,
     pmi_ring,
@@ -162,6 +163,23 @@ def ch05_step(r: int, seed: int, device: torch.device) -> Step:
     return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
 
 
+def ch06_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 06: CLIP encoders 6 → 64 → 64 → 16 with a learned τ on the mixed Gaussian
+    world, batch 256, one minibatch per replica."""
+    cfg = lenses.LensesConfig()
+    data = lenses.LensesWorld(cfg, seed, device).sample(cfg.n_train, "data/train")
+    dim = data.x.shape[1]
+    f, g = mmnb.encoder_pair(dim, dim, cfg.hidden, cfg.embed_dim, r, seed, device=device)
+    tau = LearnedTemperature(r, init=cfg.tau_init).to(device)
+    gen = mmnb.stream(seed, "minibatch").device_generator(device)
+
+    def loss() -> torch.Tensor:
+        idx = torch.randint(cfg.n_train, (r, cfg.batch_size), generator=gen, device=device)
+        return symmetric_info_nce(f(data.x[idx]), g(data.y[idx]), tau())
+
+    return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
+
+
 MAIN_MODELS: dict[str, Callable[[int, int, torch.device], Step]] = {
     "00_contrastive_learning": ch00_step,
     "01_snr": ch01_step,
@@ -169,6 +187,7 @@ MAIN_MODELS: dict[str, Callable[[int, int, torch.device], Step]] = {
     "03_pmi": ch03_step,
     "04_identifiability": ch04_step,
     "05_intrinsic_dimension": ch05_step,
+    "06_five_lenses": ch06_step,
 }
 
 
