@@ -20,7 +20,6 @@ __all__ = [
     "info_nce",
     "kernel_features",
     "kernel_similarity",
-    "kernel_similarity_rff",
     "kernel_weights",
     "sample_fourier_basis",
     "similarity",
@@ -221,12 +220,22 @@ def kernel_similarity(
     kind: str = "mix",
     sigma: float = 0.5,
     weights: tuple[float, float] = MIX_WEIGHTS,
+    n_features: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Exact all-pairs kernel similarity of the normalized embeddings û, v̂.
+    """All-pairs kernel similarity of the normalized embeddings û, v̂, exact or estimated.
 
     `cosine` is ⟨û, v̂⟩, `gauss` is exp(−‖û − v̂‖² / 2σ²) and `mix` is
-    α₁⟨û, v̂⟩ + α₂ exp(−‖û − v̂‖² / 2σ²) with (α₁, α₂) = `weights`.
+    α₁⟨û, v̂⟩ + α₂ exp(−‖û − v̂‖² / 2σ²) with (α₁, α₂) = `weights`. With `n_features`,
+    the kernel is estimated with that many random Fourier features drawn now from
+    `generator` (on its device, then moved to u's): call it once per training step to
+    resample them every step, as in the published method.
     """
+    if n_features is not None:
+        omega, phase = sample_fourier_basis(u.shape[-1], n_features, sigma, generator)
+        omega, phase = omega.to(u.device), phase.to(u.device)
+        fu = kernel_features(u, omega, phase, kind, weights)
+        return fu @ kernel_features(v, omega, phase, kind, weights).transpose(-1, -2)
     a1, a2 = kernel_weights(kind, weights)
     if sigma <= 0:
         raise ValueError(f"sigma={sigma!r} must be positive")
@@ -266,28 +275,5 @@ def kernel_features(
     a1, a2 = kernel_weights(kind, weights)
     u = nn.functional.normalize(u, dim=-1)
     z = torch.cos(u @ omega + phase) * (2.0 / omega.shape[-1]) ** 0.5
-    parts = ([a1**0.5 * u] if a1 else []) + ([a2**0.5 * z] if a2 else [])
-    return torch.cat(parts, dim=-1)
-
-
-def kernel_similarity_rff(
-    u: Tensor,
-    v: Tensor,
-    kind: str = "mix",
-    sigma: float = 0.5,
-    weights: tuple[float, float] = MIX_WEIGHTS,
-    n_features: int = 1024,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """`kernel_similarity` estimated with `n_features` random Fourier features drawn now.
-
-    Call it once per training step to resample the features every step, as in the
-    published method; the same draw serves u and v (and every replica). The features
-    are drawn on the generator's device (the CPU for a `mmnb.stream` generator) and
-    moved to u's, so the draw does not depend on where u lives.
-    """
-    omega, phase = sample_fourier_basis(u.shape[-1], n_features, sigma, generator)
-    omega, phase = omega.to(u.device), phase.to(u.device)
-    fu = kernel_features(u, omega, phase, kind, weights)
-    fv = kernel_features(v, omega, phase, kind, weights)
-    return fu @ fv.transpose(-1, -2)
+    parts = [w**0.5 * f if w != 1.0 else f for w, f in ((a1, u), (a2, z)) if w]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # one part: no copy

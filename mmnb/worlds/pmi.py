@@ -25,7 +25,6 @@ from mmnb.losses import (
     LearnedTemperature,
     kernel_features,
     kernel_similarity,
-    kernel_similarity_rff,
     kernel_weights,
     sample_fourier_basis,
 )
@@ -288,12 +287,7 @@ def _logit_table(
 ) -> Tensor:
     """s · (α₁ cos + α₂ gauss) per replica, exact or (with `n_features`) by random features."""
     cos = kernel_similarity(u, v, "cosine")
-    if n_features is None:
-        gauss = kernel_similarity(u, v, "gauss", sigma)
-    else:
-        gauss = kernel_similarity_rff(
-            u, v, "gauss", sigma, n_features=n_features, generator=generator
-        )
+    gauss = kernel_similarity(u, v, "gauss", sigma, n_features=n_features, generator=generator)
     return (a[:, 0, None, None] * cos + a[:, 1, None, None] * gauss) / tau.view(-1, 1, 1)
 
 

@@ -85,10 +85,16 @@ def probe_cross_entropy(
 
     `features` is `[n, d]` or `[R, n, d]`, one row per state x; the probe is fitted on
     the population loss (weights p(x, c)) with a small ridge `l2`, by L-BFGS.
+    With more feature dimensions than states, the probe is fitted in the coordinates
+    F V of the features' row space (F = U S Vᵀ): the ridge keeps the best weights w = V β
+    in that space and ‖w‖ = ‖β‖, so the optimum is the same at a fraction of the cost.
     """
     check_range("l2", l2, 0.0, None)
     feats = torch.as_tensor(features).detach().double()
     feats = feats[None] if feats.ndim == 2 else feats
+    if feats.shape[2] > feats.shape[1]:
+        u, s, _ = torch.linalg.svd(feats, full_matrices=False)
+        feats = u * s[:, None, :]  # F V, [R, n, n]
     n_classes = int(labels.max()) + 1
     w = torch.zeros(feats.shape[0], feats.shape[2], n_classes, dtype=torch.float64)
     b = torch.zeros(feats.shape[0], 1, n_classes, dtype=torch.float64)

@@ -25,7 +25,6 @@ __all__ = [
     "batch_loss",
     "expected_loss",
     "mutual_information",
-    "oracle_loss",
     "pair_counts",
     "pmi",
     "rank_ceiling",
@@ -180,19 +179,3 @@ def expected_loss(
     all_losses = torch.cat(losses, 1)
     mean, se = all_losses.mean(1), all_losses.std(1) / math.sqrt(all_losses.shape[1])
     return (mean[0], se[0]) if squeeze else (mean, se)
-
-
-def oracle_loss(
-    joint: Tensor,
-    batch_size: int,
-    n_batches: int = 200,
-    seed: int = 0,
-    purpose: str = "data/oracle",
-) -> tuple[float, float]:
-    """The smallest expected symmetric InfoNCE loss for batches of size K: that of PMI logits.
-
-    Returns (mean, standard error) of the Monte-Carlo estimate on the batches of
-    `expected_loss(..., seed, purpose)`.
-    """
-    mean, se = expected_loss(pmi(joint), joint, batch_size, n_batches, seed, purpose)
-    return float(mean), float(se)
