@@ -104,6 +104,26 @@ def test_student_replica_alone_equals_replica_in_group_and_rules_share_the_draws
         assert not torch.allclose(group.encoder(x), other.encoder(x))
 
 
+def test_students_trained_together_equal_students_trained_alone():
+    cw = captions.make_world(CooccurrenceConfig(), seed=0)
+    x, y = captions.sample_images(cw, 30, 0, "data/student", replicas=2)
+    teacher = torch.nn.functional.one_hot(y).float()
+    training = captions.EncoderTraining(4, 8, steps=4, batch_size=10, lr=1e-2, n_replicas=2, seed=2)
+    kw = dict(augmentation=captions.Augmentation("gaussian", 0.1), temperature=0.5,
+              training=training)  # fmt: skip
+    jobs = [(x, "simclr", 0.3), (x, "simclr", 0.0), (teacher, "drop_false_positive", 0.3)]
+    together = resampling.fit_students(x, [resampling.Student(*j) for j in jobs], **kw)
+    for (t, rule, fpr), fit in zip(jobs, together, strict=True):
+        alone = resampling.fit_student(x, t, rule, false_positive_rate=fpr, **kw)
+        with torch.no_grad():
+            torch.testing.assert_close(fit.encoder(x), alone.encoder(x))
+        assert fit.history["loss"].shape == alone.history["loss"].shape == (4, 2)
+    with torch.no_grad():
+        assert not torch.allclose(together[0].encoder(x), together[1].encoder(x))
+    with pytest.raises(ValueError, match="false_positive_rate"):
+        resampling.Student(x, "simclr", 1.5)
+
+
 def test_bad_parameters_name_themselves():
     training = captions.EncoderTraining(4, 8, steps=1, batch_size=2, lr=1e-2, n_replicas=2, seed=0)
     with pytest.raises(ValueError, match="n_replicas"):

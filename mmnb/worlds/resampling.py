@@ -9,6 +9,7 @@ whose second views come from another image (false positives).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -19,15 +20,17 @@ from mmnb.config import check_choice, check_range
 from mmnb.losses import symmetric_info_nce_logits
 from mmnb.nets import MLP
 from mmnb.runtime import stream
-from mmnb.train import History
+from mmnb.train import History, train
 from mmnb.worlds.captions import Augmentation, EncoderTraining, replica_noise
 
 __all__ = [
     "RESAMPLING",
+    "Student",
     "StudentFit",
     "drop_negatives",
     "drop_positives",
     "fit_student",
+    "fit_students",
     "resampling_loss",
     "select_new_positive",
 ]
@@ -131,6 +134,95 @@ class StudentFit:
     history: History
 
 
+@dataclass(frozen=True)
+class Student:
+    """One student of `fit_students`: the teacher's embedding of every training image
+    `[R, N, e]`, the resampling rule and the fraction of false-positive second views."""
+
+    teacher: Tensor
+    rule: str
+    false_positive_rate: float
+
+    def __post_init__(self) -> None:
+        check_choice("rule", self.rule, RESAMPLING)
+        check_range("false_positive_rate", self.false_positive_rate, 0.0, 1.0)
+
+
+def _group(f: MLP, group: int, n_replicas: int) -> MLP:
+    """The replicas `group · R … (group + 1) · R − 1` of `f` as an R-replica MLP."""
+    part = copy.deepcopy(f)
+    rows = slice(group * n_replicas, (group + 1) * n_replicas)
+    for layer in part.layers:
+        layer.weight = nn.Parameter(layer.weight.detach()[rows].clone())
+        if layer.bias is not None:
+            layer.bias = nn.Parameter(layer.bias.detach()[rows].clone())
+    return part
+
+
+def _split(history: History, n_groups: int, n_replicas: int) -> list[History]:
+    parts = [History() for _ in range(n_groups)]
+    for name in history.names():
+        values = torch.as_tensor(history[name]).view(-1, n_groups, n_replicas)
+        for step, row in zip(history.steps(name), values, strict=True):
+            for part, value in zip(parts, row, strict=True):
+                part.record(int(step), {name: value})
+    return parts
+
+
+def fit_students(
+    x: Tensor,
+    students: list[Student],
+    augmentation: Augmentation,
+    temperature: float,
+    training: EncoderTraining,
+    fractions: dict[str, float] | None = None,
+    desc: str = "students",
+) -> list[StudentFit]:
+    """SimCLR students (MLPs with two hidden layers) on views of their images `x` `[R, N, dim]`,
+    all trained at once as one batch of len(students) · R replicas.
+
+    A fraction `false_positive_rate` of a student's second views come from another random
+    image; its `teacher` holds the teacher's embedding of every training image and
+    `fractions` the drop fractions of `resampling_loss` (keyword → value). Replica r of
+    every student starts from the stream (seed, "init/student", r), visits its images in
+    the order of (seed, "minibatch", r) and draws its swaps and views from
+    (seed, "data/false_positives", r) and (seed, "augment/student", r): students differ
+    only in teacher, rule and false-positive rate, so their comparison is paired, and each
+    trains as it would alone (`fit_student`).
+    """
+    t, (n_replicas, n, dim), dev = training, x.shape, x.device
+    if n_replicas != t.n_replicas:
+        raise ValueError(f"x holds {n_replicas} replicas, training.n_replicas={t.n_replicas}")
+    ids = list(range(n_replicas)) * len(students)
+    f = MLP(dim, [t.hidden] * 2, t.out_dim, ids, t.seed, device=dev, purpose="init/student")
+    swaps = [stream(t.seed, "data/false_positives", r).torch for r in range(n_replicas)]
+    views = [stream(t.seed, "augment/student", r).torch for r in range(n_replicas)]
+    rows = torch.arange(n_replicas, device=dev)[:, None]
+
+    def objective(batch: Tensor) -> Tensor:
+        i = batch[:n_replicas]  # every student's replica r sees the same batch
+        b = i.shape[1]
+        u = torch.stack([torch.rand(b, generator=g) for g in swaps]).to(dev)
+        other = torch.stack([torch.randint(n, (b,), generator=g) for g in swaps]).to(dev)
+        noise = replica_noise(views, (2, b, dim), dev)
+        v1 = augmentation(x[rows, i], noise[:, 0])
+        js = [torch.where(u < s.false_positive_rate, other, i) for s in students]
+        v2 = [augmentation(x[rows, j], noise[:, 1]) for j in js]
+        z1 = f(v1.repeat(len(students), 1, 1)).split(n_replicas)
+        z2 = f(torch.cat(v2)).split(n_replicas)
+        return torch.cat([
+            resampling_loss(a, c, s.teacher[rows, i], s.teacher[rows, j], s.rule, temperature,
+                            **(fractions or {}))
+            for a, c, s, j in zip(z1, z2, students, js, strict=True)
+        ])  # fmt: skip
+
+    history = train(objective, f, t.steps, lr=t.lr, n_samples=n, batch_size=t.batch_size,
+                    seed=t.seed, replicas=ids, desc=desc)  # fmt: skip
+    groups = range(len(students))
+    parts = _split(history, len(students), n_replicas)
+    return [StudentFit(_group(f, g, n_replicas), h) for g, h in zip(groups, parts, strict=True)]
+
+
 def fit_student(
     x: Tensor,
     teacher: Tensor,
@@ -142,36 +234,6 @@ def fit_student(
     fractions: dict[str, float] | None = None,
     desc: str = "student",
 ) -> StudentFit:
-    """A SimCLR student (an MLP with two hidden layers) on views of its images `x` `[R, N, dim]`.
-
-    A fraction `false_positive_rate` of second views come from another random image;
-    `teacher` `[R, N, e]` holds the teacher's embedding of every training image and
-    `fractions` the drop fractions of `resampling_loss` (keyword → value). Replica r
-    starts from the stream (seed, "init/student", r), visits its images in its own order
-    and draws its swaps and views from (seed, "data/false_positives", r) and
-    (seed, "augment/student", r): students of different rules share all of these, so
-    their comparison is paired.
-    """
-    check_choice("rule", rule, RESAMPLING)
-    check_range("false_positive_rate", false_positive_rate, 0.0, 1.0)
-    t, (n_replicas, n, dim), dev = training, x.shape, x.device
-    if n_replicas != t.n_replicas:
-        raise ValueError(f"x holds {n_replicas} replicas, training.n_replicas={t.n_replicas}")
-    f = t.mlp(dim, 2, "init/student", dev)
-    swaps = [stream(t.seed, "data/false_positives", r).torch for r in range(n_replicas)]
-    views = [stream(t.seed, "augment/student", r).torch for r in range(n_replicas)]
-    rows = torch.arange(n_replicas, device=dev)[:, None]
-
-    def objective(i: Tensor) -> Tensor:
-        b = i.shape[1]
-        swap = torch.stack([torch.rand(b, generator=g) for g in swaps]) < false_positive_rate
-        other = torch.stack([torch.randint(n, (b,), generator=g) for g in swaps])
-        j = torch.where(swap.to(dev), other.to(dev), i)
-        noise = replica_noise(views, (2, b, dim), dev)
-        v1, v2 = augmentation(x[rows, i], noise[:, 0]), augmentation(x[rows, j], noise[:, 1])
-        return resampling_loss(
-            f(v1), f(v2), teacher[rows, i], teacher[rows, j], rule, temperature,
-            **(fractions or {}),
-        )  # fmt: skip
-
-    return StudentFit(f, t.run(objective, f, n, desc))
+    """One SimCLR student of `fit_students` (teacher `[R, N, e]`, `rule`, false-positive rate)."""
+    student = Student(teacher, rule, false_positive_rate)
+    return fit_students(x, [student], augmentation, temperature, training, fractions, desc)[0]
