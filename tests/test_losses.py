@@ -155,6 +155,21 @@ def test_symmetric_info_nce_matches_logsumexp_with_gradients():
     assert torch.autograd.gradcheck(symmetric_info_nce_logits, (one,))
 
 
+def test_symmetric_info_nce_is_exact_on_widely_spread_float32_logits():
+    """Logits spread over hundreds (a small τ) underflow exp; the clamp keeps the loss and
+    its gradient equal to the float64 textbook values."""
+    logits = (300 * torch.randn(2, 64, 64)).requires_grad_()
+    ours = symmetric_info_nce_logits(logits)
+    ref = logits.detach().double().requires_grad_()
+    diag = ref.diagonal(dim1=-2, dim2=-1)
+    textbook = 0.5 * ((torch.logsumexp(ref, -1) - diag).mean(-1)
+                      + (torch.logsumexp(ref, -2) - diag).mean(-1))  # fmt: skip
+    torch.testing.assert_close(ours.double(), textbook)
+    (g_ours,) = torch.autograd.grad(ours.sum(), logits)
+    (g_book,) = torch.autograd.grad(textbook.sum(), ref)
+    torch.testing.assert_close(g_ours.double(), g_book, rtol=1e-5, atol=1e-7)
+
+
 def test_temperature_learned_per_replica():
     from mmnb.losses import LearnedTemperature
 
