@@ -170,6 +170,7 @@ class LearnedTemperature(nn.Module):
         s = (start - floor).log()
         mask = torch.as_tensor(learn, dtype=torch.bool).expand(n_replicas).clone()
         self.register_buffer("learned", mask)
+        self.mixed = not bool(mask.all())  # decided once: no host sync per step on a GPU
         if bool(mask.any()):
             self.log_excess = nn.Parameter(s)
         else:
@@ -177,7 +178,7 @@ class LearnedTemperature(nn.Module):
 
     def forward(self) -> Tensor:
         s = self.log_excess
-        if not bool(self.learned.all()):
+        if self.mixed:
             s = torch.where(self.learned, s, s.detach())
         tau = self.floor + s.exp()
         return tau.clamp(min=1.0 / self.max_inverse)
