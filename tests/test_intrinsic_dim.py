@@ -1,5 +1,7 @@
 """Chapter 05's shared-latent worlds, config, encoders and measurements."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -98,6 +100,7 @@ def small_config(**changes):
         other_ks=[],
         out_dims=[2, 5],
         d_main=5,
+        n_divisors=[2],
         id_neighbors=5,
         probe_neighbors=3,
     )
@@ -277,3 +280,26 @@ def test_tau_slope_per_replica_widths_and_no_window_when_misaligned():
         measures.tau_slope_dimension(u[0], levels=(10, 1000))
     with pytest.raises(ValueError, match="shape"):
         measures.tau_slope_population(3, 100, shape="cube")
+
+
+def test_a_replica_restricted_to_its_first_pairs_never_reads_the_others():
+    cfg = small_config(epochs=2)
+    d = world.draw_data(cfg, 2, "linear", seed=0)
+    n_r = len(d.train) // 2
+    other = world.draw_data(cfg, 2, "linear", seed=1).train
+    mixed = world.SharedLatentSample(  # the second half of every field from another draw
+        **{
+            f.name: torch.cat([getattr(d.train, f.name)[:n_r], getattr(other, f.name)[n_r:]])
+            for f in dataclasses.fields(d.train)
+        }
+    )
+    runs = {}
+    for name, pairs in (("own", d.train), ("mixed", mixed)):
+        runs[name] = encoders.fit_encoders(
+            cfg, pairs, d.reference, [5, 5], [None, None], [0, 1], seed=3, n_samples=[n_r, 64]
+        )
+    a, b = (runs[name].embed_x(d.test.x).detach() for name in ("own", "mixed"))
+    torch.testing.assert_close(a[0], b[0])  # the restricted replica saw only the first n_r
+    assert not torch.allclose(a[1], b[1])  # the full replica saw the swapped pairs
+    with pytest.raises(ValueError, match="n_samples"):
+        encoders.fit_encoders(cfg, d.train, d.reference, [5], [None], [0], n_samples=[8])

@@ -96,6 +96,9 @@ class IntrinsicDimConfig(WorldConfig):
     sub_batches: tuple = knob(
         (4,), low=2, high=1024, doc="learned-τ runs whose batch is split into this many"
     )
+    n_divisors: tuple = knob(
+        (4, 2), low=2, high=1000, doc="learned-τ runs on the first n_train // divisor pairs"
+    )
     id_neighbors: int = knob(20, low=2, high=1000, doc="neighbours of the MLE")
     probe_neighbors: int = knob(10, low=1, high=1000, doc="neighbours of the k-NN R² probe")
     probe_folds: int = knob(5, low=2, high=20, doc="folds of the k-NN R² probe")
@@ -115,6 +118,12 @@ class IntrinsicDimConfig(WorldConfig):
                 raise ValueError(
                     f"sub_batches={s}: must divide batch_size={self.batch_size} into "
                     "sub-batches of at least 2 pairs"
+                )
+        for q in self.n_divisors:
+            if self.n_train // q < self.batch_size:
+                raise ValueError(
+                    f"n_divisors={q}: n_train // {q} = {self.n_train // q} pairs is fewer "
+                    f"than batch_size={self.batch_size}"
                 )
         check_range("tau_floor", self.tau_floor, 0.0, min(self.tau_init, *self.fixed_taus) / 2)
         check_range("id_neighbors", self.id_neighbors, 2, self.n_test - 1, integer=True)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from mmnb.config import check_range
 from mmnb.losses import LearnedTemperature, symmetric_info_nce
 from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
+from mmnb.runtime import stream
 from mmnb.train import History, train
 from mmnb.worlds.intrinsic_dim import IntrinsicDimConfig, SharedLatentSample
 
@@ -106,6 +107,7 @@ def fit_encoders(
     replicas: Replicas,
     seed: int = 0,
     sub_batches: Sequence[int] | None = None,
+    n_samples: Sequence[int] | None = None,
     monitor: SharedLatentSample | None = None,
     monitor_rows: Sequence[int] | None = None,
     desc: str = "training",
@@ -122,6 +124,11 @@ def fit_encoders(
     history records `alignment` (see `intrinsic_dim_measures.alignment`) of every replica
     and `id` (the paper's MLE of f(X)) of the replicas `monitor_rows` (default: all); the
     history always records the loss and τ.
+
+    `n_samples[r]` (default: all) restricts replica r to the first `n_samples[r]` training
+    pairs: its minibatches are then drawn without replacement, epoch by epoch over those
+    pairs, from the stream (`seed`, "minibatch/subset", replica id), so every replica takes
+    the same number of steps of distinct pairs whatever its number of samples.
     """
     from mmnb.worlds.intrinsic_dim_measures import alignment, id_estimates
 
@@ -135,6 +142,12 @@ def fit_encoders(
     ):
         if len(seq) != n_rep:
             raise ValueError(f"{name} has {len(seq)} entries, replicas {n_rep}")
+    n_all = len(train_pairs)
+    n_samples = list(n_samples or [n_all] * n_rep)
+    if len(n_samples) != n_rep:
+        raise ValueError(f"n_samples has {len(n_samples)} entries, replicas {n_rep}")
+    for n_r in n_samples:
+        check_range("n_samples", n_r, cfg.batch_size, n_all, integer=True)
     for t in fixed_taus:
         if t is not None:
             check_range("fixed tau", t, 2 * cfg.tau_floor, None)
@@ -160,7 +173,24 @@ def fit_encoders(
             return a[batch]
         return torch.gather(a, 1, batch[..., None].expand(-1, -1, a.shape[-1]))
 
+    subsets = {r: n_r for r, n_r in enumerate(n_samples) if n_r < n_all}
+    draws = {r: stream(seed, "minibatch/subset", ids[r], device) for r in subsets}
+    orders: dict[int, Tensor] = {}
+    cursors = dict.fromkeys(subsets, 0)
+
+    def restrict(batch: Tensor) -> Tensor:  # replica r's rows: its own first n_r pairs
+        if not subsets:
+            return batch
+        batch = batch.clone()
+        for r, n_r in subsets.items():
+            if r not in orders or cursors[r] + cfg.batch_size > n_r:
+                orders[r], cursors[r] = draws[r].randperm(n_r), 0
+            batch[r] = orders[r][cursors[r] : cursors[r] + cfg.batch_size]
+            cursors[r] += cfg.batch_size
+        return batch
+
     def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        batch = restrict(batch)
         t = fit.tau()
         u = fit.embed_x(rows(train_pairs.x, batch))
         v = fit.embed_y(rows(train_pairs.y, batch))
@@ -187,7 +217,7 @@ def fit_encoders(
         cfg.steps,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
-        n_samples=len(train_pairs),
+        n_samples=n_all,
         batch_size=cfg.batch_size,
         seed=seed,
         replicas=ids,
