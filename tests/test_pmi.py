@@ -198,6 +198,20 @@ def test_free_table_replica_alone_equals_replica_in_a_group():
     assert group.history["delta"].shape == group.history["row_shift"].shape == (4, 3)
 
 
+def test_embedding_dims_trained_together_equal_dims_trained_alone():
+    joint = pmi_ring.ring_joint(8)
+    cfg = pmi.PMIConfig(n_states=8, embed_steps=5, eval_every=2)
+    kinds = ["cosine", "gauss", "mix"]
+    together = pmi.fit_embedding_dims(joint, cfg, (2, 3), kinds, [0, 1, 0], seed=1)
+    for d in (2, 3):
+        alone = pmi.fit_embeddings(joint, cfg, d, kinds, [0, 1, 0], seed=1)
+        assert together[d].u.shape == alone.u.shape == (3, 8, d)
+        torch.testing.assert_close(together[d].logits(), alone.logits())
+        torch.testing.assert_close(together[d].temperature(), alone.temperature())
+        assert together[d].history["rmse"].shape == alone.history["rmse"].shape == (4, 3)
+    assert not torch.allclose(together[2].logits(), together[3].logits())
+
+
 def test_embedding_features_give_the_similarity_by_inner_product():
     joint = pmi_ring.ring_joint(8)
     cfg = pmi.PMIConfig(n_states=8, embed_steps=3, eval_every=1)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmnb.config import WorldConfig, check_choice, check_range, knob
 from mmnb.losses import (
@@ -40,6 +40,7 @@ __all__ = [
     "EmbeddingFit",
     "FreeTableFit",
     "PMIConfig",
+    "fit_embedding_dims",
     "fit_embeddings",
     "fit_free_table",
     "shift_spread",
@@ -312,21 +313,47 @@ def fit_embeddings(
     the stream (seed, "rff/train"). As in the paper's code, the inverse temperature is
     kept in [1/tau_max, 100] by projection after every step.
     """
+    return fit_embedding_dims(joint, cfg, [dim], kinds, replicas, seed, desc)[dim]
+
+
+def fit_embedding_dims(
+    joint: Tensor,
+    cfg: PMIConfig,
+    dims: Sequence[int],
+    kinds: Sequence[str],
+    replicas: Replicas,
+    seed: int = 0,
+    desc: str = "embeddings",
+) -> dict[int, EmbeddingFit]:
+    """`fit_embeddings` for every dimension in `dims`, trained at once as one batch.
+
+    The tables of dimension d are zero-padded to max(dims): a zero coordinate of û and
+    v̂ gets no gradient (∂⟨û, v̂⟩/∂u_j ∝ v̂_j = 0), so it stays zero under Adam and each
+    dimension trains as it would alone (up to the rounding of the longer sums). Returns
+    one `EmbeddingFit` per dimension, its history that of its own replicas.
+    """
     ids = replica_ids(replicas)
     if len(kinds) != len(ids):
         raise ValueError(f"kinds: need one kind per replica ({len(ids)}), got {len(kinds)}")
-    check_range("dim", dim, 1, 4096, integer=True)
-    n, device = joint.shape[0], joint.device
-    a = _kind_weights(kinds, cfg.mix_weight, device)
+    for dim in dims:
+        check_range("dim", dim, 1, 4096, integer=True)
+    n, device, width = joint.shape[0], joint.device, max(dims)
+    all_ids, all_kinds = list(ids) * len(dims), list(kinds) * len(dims)
+    a = _kind_weights(all_kinds, cfg.mix_weight, device)
 
-    def init(gen: torch.Generator) -> Tensor:
-        return cfg.embed_init_std * torch.randn(n, dim, generator=gen)
+    def table(purpose: str) -> nn.Parameter:
+        draws = [
+            cfg.embed_init_std * torch.randn(n, d, generator=stream(seed, purpose, r).torch)
+            for d in dims
+            for r in ids
+        ]  # replica r of every dimension: its own stream
+        padded = [nn.functional.pad(t, (0, width - t.shape[1])) for t in draws]
+        return nn.Parameter(torch.stack(padded).to(device))
 
-    u = replica_parameter(init, ids, seed, "init/embedding_x", device)
-    v = replica_parameter(init, ids, seed, "init/embedding_y", device)
-    tau = LearnedTemperature(len(ids), init=cfg.tau_init).to(device)
+    u, v = table("init/embedding_x"), table("init/embedding_y")
+    tau = LearnedTemperature(len(all_ids), init=cfg.tau_init).to(device)
     log_tau_range = (-math.log(MAX_INVERSE_TEMPERATURE), math.log(cfg.tau_max))
-    sampler = PairSampler(joint, cfg.batch_size, ids, seed, "data/pairs", device)
+    sampler = PairSampler(joint, cfg.batch_size, all_ids, seed, "data/pairs", device)
     rff = stream(seed, "rff/train").torch
     n_features = cfg.n_features if cfg.kernel == "rff" else None
     target, weights = pmi(joint), joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
@@ -335,9 +362,9 @@ def fit_embeddings(
         with torch.no_grad():  # project the previous step's temperature, as the paper's code
             tau.log_excess.clamp_(*log_tau_range)
         t = tau()
-        table = _logit_table(u, v, t, a, cfg.sigma, n_features, rff)
+        logits = _logit_table(u, v, t, a, cfg.sigma, n_features, rff)
         x, y = sampler.next()
-        return batch_loss(table, x, y), {"tau": t.detach()}
+        return batch_loss(logits, x, y), {"tau": t.detach()}
 
     def evaluate() -> dict[str, Tensor]:
         tau.log_excess.clamp_(*log_tau_range)
@@ -353,5 +380,16 @@ def fit_embeddings(
         eval_every=cfg.eval_every,
         desc=desc,
     )
-    kinds = list(kinds)
-    return EmbeddingFit(u.detach(), v.detach(), tau, kinds, cfg.sigma, cfg.mix_weight, history)
+    fits, k = {}, len(ids)
+    for i, d in enumerate(dims):
+        rows = slice(i * k, (i + 1) * k)
+        temperature = LearnedTemperature(k, init=cfg.tau_init).to(device)
+        with torch.no_grad():
+            temperature.log_excess.copy_(tau.log_excess[rows])
+        part = History() if len(dims) > 1 else history
+        for name in history.names() if len(dims) > 1 else []:
+            for step, value in zip(history.steps(name), history[name][:, rows], strict=True):
+                part.record(int(step), {name: value})
+        u_d, v_d = u.detach()[rows, :, :d], v.detach()[rows, :, :d]
+        fits[d] = EmbeddingFit(u_d, v_d, temperature, list(kinds), cfg.sigma, cfg.mix_weight, part)
+    return fits
