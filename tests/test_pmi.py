@@ -198,6 +198,18 @@ def test_free_table_replica_alone_equals_replica_in_a_group():
     assert group.history["delta"].shape == group.history["row_shift"].shape == (4, 3)
 
 
+def test_free_tables_of_both_directions_trained_together_equal_tables_trained_alone():
+    joint = pmi_ring.ring_joint(8)
+    options = dict(row_shift=1.0, eval_every=3)
+    together = pmi.fit_free_tables(joint, pmi_ring.DIRECTIONS, 16, 7, 0.05, [0, 2], 4, **options)
+    for direction in pmi_ring.DIRECTIONS:
+        alone = pmi.fit_free_table(joint, 16, 7, 0.05, [0, 2], 4, direction=direction, **options)
+        torch.testing.assert_close(together[direction].table, alone.table)
+        torch.testing.assert_close(together[direction].averaged, alone.averaged)
+        assert together[direction].history["rmse"].shape == alone.history["rmse"].shape == (4, 2)
+    assert not torch.allclose(together["symmetric"].table, together["x_to_y"].table)
+
+
 def test_embedding_dims_trained_together_equal_dims_trained_alone():
     joint = pmi_ring.ring_joint(8)
     cfg = pmi.PMIConfig(n_states=8, embed_steps=5, eval_every=2)

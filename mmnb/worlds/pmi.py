@@ -43,6 +43,7 @@ __all__ = [
     "fit_embedding_dims",
     "fit_embeddings",
     "fit_free_table",
+    "fit_free_tables",
     "shift_spread",
 ]
 
@@ -162,6 +163,15 @@ class FreeTableFit:
     history: History
 
 
+def _replica_rows(history: History, rows: slice) -> History:
+    """The history of the replicas `rows` alone."""
+    part = History()
+    for name in history.names():
+        for step, value in zip(history.steps(name), history[name][:, rows], strict=True):
+            part.record(int(step), {name: value})
+    return part
+
+
 def fit_free_table(
     joint: Tensor,
     batch_size: int,
@@ -187,10 +197,37 @@ def fit_free_table(
     the PMI fit (`corr`, `rmse`, `delta`) of the current table and the spread of its row
     offsets (`row_shift`, see `shift_spread`).
     """
-    check_choice("direction", direction, DIRECTIONS)
+    options = dict(init_std=init_std, row_shift=row_shift, average_last=average_last)
+    return fit_free_tables(joint, [direction], batch_size, steps, lr, replicas, seed,
+                           **options, eval_every=eval_every, desc=desc)[direction]  # fmt: skip
+
+
+def fit_free_tables(  # fmt: skip
+    joint: Tensor,
+    directions: Sequence[str],
+    batch_size: int,
+    steps: int,
+    lr: float,
+    replicas: Replicas,
+    seed: int,
+    *,
+    init_std: float = 0.01,
+    row_shift: float = 0.0,
+    average_last: float = 0.5,
+    eval_every: int = 100,
+    desc: str = "free tables",
+) -> dict[str, FreeTableFit]:
+    """`fit_free_table` for each of `directions`, trained at once as one batch of replicas.
+
+    Each direction's replicas start alike and see the same batches (see `fit_free_table`);
+    its loss only reaches its own tables, so each trains as it would alone.
+    """
+    for direction in directions:
+        check_choice("direction", direction, DIRECTIONS)
     check_range("average_last", average_last, 0.0, 1.0)
     check_range("row_shift", row_shift, 0.0, None)
-    n, device = joint.shape[0], joint.device
+    n, device, ids = joint.shape[0], joint.device, replica_ids(replicas)
+    all_ids, k = ids * len(directions), len(ids)
 
     def init(gen: torch.Generator) -> Tensor:
         return init_std * torch.randn(n, n, generator=gen)
@@ -198,10 +235,10 @@ def fit_free_table(
     def offsets(gen: torch.Generator) -> Tensor:
         return row_shift * torch.randn(n, 1, generator=gen)
 
-    table = replica_parameter(init, replicas, seed, "init/free_table", device)
+    table = replica_parameter(init, all_ids, seed, "init/free_table", device)
     with torch.no_grad():
-        table += replica_parameter(offsets, replicas, seed, "init/row_shift", device)
-    sampler = PairSampler(joint, batch_size, replicas, seed, "data/pairs", device)
+        table += replica_parameter(offsets, all_ids, seed, "init/row_shift", device)
+    sampler = PairSampler(joint, batch_size, ids, seed, "data/pairs", device)
     target, weights = pmi(joint), joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
     start = int(steps * (1 - average_last))
     tail = {"step": 0, "sum": torch.zeros_like(table), "count": 0}
@@ -211,8 +248,9 @@ def fit_free_table(
             tail["sum"] += table.detach()
             tail["count"] += 1
         tail["step"] += 1
-        x, y = sampler.next()
-        return batch_loss(table, x, y, direction)
+        x, y = sampler.next()  # one draw serves every direction
+        parts = [table[i * k : (i + 1) * k] for i in range(len(directions))]
+        return torch.cat([batch_loss(t, x, y, d) for t, d in zip(parts, directions, strict=True)])
 
     def evaluate() -> dict[str, Tensor]:
         fit = pmi_fit(table, target, weights)
@@ -224,7 +262,12 @@ def fit_free_table(
     )
     final = table.detach().clone()
     averaged = (tail["sum"] + final) / (tail["count"] + 1)
-    return FreeTableFit(final, averaged, direction, history)
+    fits = {}
+    for i, direction in enumerate(directions):
+        rows = slice(i * k, (i + 1) * k)
+        part = _replica_rows(history, rows) if len(directions) > 1 else history
+        fits[direction] = FreeTableFit(final[rows], averaged[rows], direction, part)
+    return fits
 
 
 # --- embeddings with a cosine or kernel similarity -------------------------------------------
@@ -386,10 +429,7 @@ def fit_embedding_dims(
         temperature = LearnedTemperature(k, init=cfg.tau_init).to(device)
         with torch.no_grad():
             temperature.log_excess.copy_(tau.log_excess[rows])
-        part = History() if len(dims) > 1 else history
-        for name in history.names() if len(dims) > 1 else []:
-            for step, value in zip(history.steps(name), history[name][:, rows], strict=True):
-                part.record(int(step), {name: value})
+        part = _replica_rows(history, rows) if len(dims) > 1 else history
         u_d, v_d = u.detach()[rows, :, :d], v.detach()[rows, :, :d]
         fits[d] = EmbeddingFit(u_d, v_d, temperature, list(kinds), cfg.sigma, cfg.mix_weight, part)
     return fits
