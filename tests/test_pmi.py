@@ -201,7 +201,9 @@ def test_free_table_replica_alone_equals_replica_in_a_group():
 def test_free_tables_of_both_directions_trained_together_equal_tables_trained_alone():
     joint = pmi_ring.ring_joint(8)
     options = dict(row_shift=1.0, eval_every=3)
-    together = pmi.fit_free_tables(joint, pmi_ring.DIRECTIONS, 16, 7, 0.05, [0, 2], 4, **options)
+    together = pmi.fit_free_tables(
+        joint, pmi_ring.DIRECTIONS, 16, 7, lr=0.05, replicas=[0, 2], seed=4, **options
+    )
     for direction in pmi_ring.DIRECTIONS:
         alone = pmi.fit_free_table(joint, 16, 7, 0.05, [0, 2], 4, direction=direction, **options)
         torch.testing.assert_close(together[direction].table, alone.table)

@@ -198,19 +198,20 @@ def fit_free_table(
     offsets (`row_shift`, see `shift_spread`).
     """
     options = dict(init_std=init_std, row_shift=row_shift, average_last=average_last)
-    return fit_free_tables(joint, [direction], batch_size, steps, lr, replicas, seed,
-                           **options, eval_every=eval_every, desc=desc)[direction]  # fmt: skip
+    fits = fit_free_tables(joint, [direction], batch_size, steps, lr=lr, replicas=replicas,
+                           seed=seed, **options, eval_every=eval_every, desc=desc)  # fmt: skip
+    return fits[direction]
 
 
-def fit_free_tables(  # fmt: skip
+def fit_free_tables(
     joint: Tensor,
     directions: Sequence[str],
     batch_size: int,
     steps: int,
+    *,
     lr: float,
     replicas: Replicas,
     seed: int,
-    *,
     init_std: float = 0.01,
     row_shift: float = 0.0,
     average_last: float = 0.5,
