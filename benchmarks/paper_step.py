@@ -54,11 +54,11 @@ def paper_step(
             enc, model, cfg.batch_size, streams, objective, negatives
         )
 
-    objective = torch.compile(loss) if compile else loss
+    run_loss = torch.compile(loss) if compile else loss
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        objective().sum().backward()
+        run_loss().sum().backward()
         clip_grad_norm_per_replica_(params, cfg.grad_clip)
         opt.step()
 
