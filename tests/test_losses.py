@@ -158,13 +158,15 @@ def test_symmetric_info_nce_matches_logsumexp_with_gradients():
 def test_symmetric_info_nce_is_exact_on_widely_spread_float32_logits():
     """Logits spread over hundreds (a small τ) underflow exp; the clamp keeps the loss and
     its gradient equal to the float64 textbook values."""
-    logits = (300 * torch.randn(2, 64, 64)).requires_grad_()
+    gen = torch.Generator().manual_seed(0)
+    logits = (300 * torch.randn(2, 64, 64, generator=gen)).requires_grad_()
     ours = symmetric_info_nce_logits(logits)
     ref = logits.detach().double().requires_grad_()
     diag = ref.diagonal(dim1=-2, dim2=-1)
     textbook = 0.5 * ((torch.logsumexp(ref, -1) - diag).mean(-1)
                       + (torch.logsumexp(ref, -2) - diag).mean(-1))  # fmt: skip
-    torch.testing.assert_close(ours.double(), textbook)
+    # float32 arithmetic on losses of several hundred: equal to float32 rounding
+    torch.testing.assert_close(ours.double(), textbook, rtol=1.3e-6, atol=1e-5)
     (g_ours,) = torch.autograd.grad(ours.sum(), logits)
     (g_book,) = torch.autograd.grad(textbook.sum(), ref)
     torch.testing.assert_close(g_ours.double(), g_book, rtol=1e-5, atol=1e-7)
