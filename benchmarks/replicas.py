@@ -6,6 +6,7 @@ the speed-up is looped time over batched time.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 
 import torch
@@ -196,8 +197,18 @@ def replica_times(
     replicas: int,
     device: torch.device,
     repeats: int = 20,
+    rounds: int = 5,
 ) -> tuple[float, float]:
-    """Seconds per step of all `replicas` seeds: (batched in one model, looped one by one)."""
-    batched = seconds_per_call([build(replicas, 0, device)], repeats, device)
-    looped = seconds_per_call([build(1, s, device) for s in range(replicas)], repeats, device)
-    return batched, looped
+    """Seconds per step of all `replicas` seeds: (batched in one model, looped one by one).
+
+    The two are timed in alternating rounds (`repeats` steps each) and each keeps its
+    median round, so that a machine that speeds up or slows down during the measurement
+    does not favour either.
+    """
+    batched_step = [build(replicas, 0, device)]
+    looped_steps = [build(1, s, device) for s in range(replicas)]
+    batched, looped = [], []
+    for _ in range(rounds):
+        batched.append(seconds_per_call(batched_step, repeats, device))
+        looped.append(seconds_per_call(looped_steps, repeats, device))
+    return statistics.median(batched), statistics.median(looped)
