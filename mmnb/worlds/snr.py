@@ -14,10 +14,12 @@ h(x) = [Σ_p ReLU(⟨w_r, x^(p)⟩)]_r, and the similarity pairs patch p with pa
 averages over neurons and stops the gradient through its second argument:
 Sim(x, x') = (1/m) Σ_r Σ_p h_r(x^(p)) · sg(h_r(x'^(p))).
 
-`SNRConfig` holds every setting of the chapter. Everything carries a leading replica
-axis R: replica r draws its data from the streams (seed, "data/...", r) and its initial
-weights from (seed, "init/...", r), so it equals the same replica trained alone. The
-training runs live in `mmnb.worlds.snr_experiment`.
+Training takes its gradient steps in signal–noise coordinates (`SignalNoiseEncoder`):
+the weights stay in W(0) + span(μ, ξ_1, …, ξ_n), so the steps are those of W at (n+1)/d
+of the cost. `SNRConfig` holds every setting of the chapter. Everything carries a leading
+replica axis R: replica r draws its data from the streams (seed, "data/...", r) and its
+initial weights from (seed, "init/...", r), so it equals the same replica trained alone.
+The training runs live in `mmnb.worlds.snr_experiment`.
 """
 
 from __future__ import annotations
