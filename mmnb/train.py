@@ -73,6 +73,14 @@ class History:
     def names(self) -> list[str]:
         return sorted(self._values)
 
+    def replicas(self, rows: slice) -> History:
+        """The history of the replicas `rows` alone (of a model trained as several)."""
+        part = History()
+        for name, values in self._values.items():
+            part._steps[name] = list(self._steps[name])
+            part._values[name] = [value[rows] for value in values]
+        return part
+
 
 def _collect_parameters(params: Any) -> list[Any]:
     if isinstance(params, nn.Module):

@@ -168,6 +168,11 @@ def _measured(root: Path) -> dict[str, float]:
     return {f"chapters/{stem}.ipynb": value for stem, value in seconds.items()}
 
 
+def _one_thread() -> None:
+    """Side by side, each kernel runs on one thread (set in the worker, not in the caller)."""
+    os.environ["MMNB_THREADS"] = "1"
+
+
 def _execute(page: Path, timeout: int, allow_errors: bool) -> tuple[dict, float, str | None]:
     """Run one notebook in its own folder (as jupyter-book does); (notebook, seconds, error)."""
     import nbformat
@@ -207,10 +212,9 @@ def execute_missing(
         except KeyError:
             todo.append(page)
     todo.sort(key=lambda p: -last.get(p.relative_to(root).as_posix(), 0.0))
-    if jobs > 1:
-        os.environ["MMNB_THREADS"] = "1"  # one thread per kernel, one kernel per core
     seconds, failed = {}, []
-    with ProcessPoolExecutor(max(1, min(jobs, len(todo) or 1))) as pool:
+    workers = max(1, min(jobs, len(todo) or 1))
+    with ProcessPoolExecutor(workers, initializer=_one_thread if jobs > 1 else None) as pool:
         futures = {pool.submit(_execute, p, timeout, allow_errors): p for p in todo}
         for future in as_completed(futures):  # each page is cached as soon as it is done
             page = futures[future]

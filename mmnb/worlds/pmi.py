@@ -163,15 +163,6 @@ class FreeTableFit:
     history: History
 
 
-def _replica_rows(history: History, rows: slice) -> History:
-    """The history of the replicas `rows` alone."""
-    part = History()
-    for name in history.names():
-        for step, value in zip(history.steps(name), history[name][:, rows], strict=True):
-            part.record(int(step), {name: value})
-    return part
-
-
 def fit_free_table(
     joint: Tensor,
     batch_size: int,
@@ -266,8 +257,9 @@ def fit_free_tables(
     fits = {}
     for i, direction in enumerate(directions):
         rows = slice(i * k, (i + 1) * k)
-        part = _replica_rows(history, rows) if len(directions) > 1 else history
-        fits[direction] = FreeTableFit(final[rows], averaged[rows], direction, part)
+        fits[direction] = FreeTableFit(
+            final[rows], averaged[rows], direction, history.replicas(rows)
+        )
     return fits
 
 
@@ -430,7 +422,7 @@ def fit_embedding_dims(
         temperature = LearnedTemperature(k, init=cfg.tau_init).to(device)
         with torch.no_grad():
             temperature.log_excess.copy_(tau.log_excess[rows])
-        part = _replica_rows(history, rows) if len(dims) > 1 else history
+        part = history.replicas(rows)
         u_d, v_d = u.detach()[rows, :, :d], v.detach()[rows, :, :d]
         fits[d] = EmbeddingFit(u_d, v_d, temperature, list(kinds), cfg.sigma, cfg.mix_weight, part)
     return fits

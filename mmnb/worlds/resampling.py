@@ -148,25 +148,14 @@ class Student:
         check_range("false_positive_rate", self.false_positive_rate, 0.0, 1.0)
 
 
-def _group(f: MLP, group: int, n_replicas: int) -> MLP:
-    """The replicas `group · R … (group + 1) · R − 1` of `f` as an R-replica MLP."""
+def _group(f: MLP, rows: slice) -> MLP:
+    """The replicas `rows` of `f` as an MLP of their own."""
     part = copy.deepcopy(f)
-    rows = slice(group * n_replicas, (group + 1) * n_replicas)
     for layer in part.layers:
         layer.weight = nn.Parameter(layer.weight.detach()[rows].clone())
         if layer.bias is not None:
             layer.bias = nn.Parameter(layer.bias.detach()[rows].clone())
     return part
-
-
-def _split(history: History, n_groups: int, n_replicas: int) -> list[History]:
-    parts = [History() for _ in range(n_groups)]
-    for name in history.names():
-        values = torch.as_tensor(history[name]).view(-1, n_groups, n_replicas)
-        for step, row in zip(history.steps(name), values, strict=True):
-            for part, value in zip(parts, row, strict=True):
-                part.record(int(step), {name: value})
-    return parts
 
 
 def fit_students(
@@ -218,9 +207,8 @@ def fit_students(
 
     history = train(objective, f, t.steps, lr=t.lr, n_samples=n, batch_size=t.batch_size,
                     seed=t.seed, replicas=ids, desc=desc)  # fmt: skip
-    groups = range(len(students))
-    parts = _split(history, len(students), n_replicas)
-    return [StudentFit(_group(f, g, n_replicas), h) for g, h in zip(groups, parts, strict=True)]
+    groups = [slice(g * n_replicas, (g + 1) * n_replicas) for g in range(len(students))]
+    return [StudentFit(_group(f, rows), history.replicas(rows)) for rows in groups]
 
 
 def fit_student(

@@ -50,6 +50,7 @@ __all__ = [
     "negatives_mask",
     "noise_coefficient",
     "noise_memorization",
+    "patch_activations",
     "patch_similarity",
     "signal_coefficient",
     "signal_learning",
@@ -253,6 +254,13 @@ def make_data(
 # ----------------------------------------------------------------------------- model
 
 
+def patch_activations(weight: Tensor, x: Tensor) -> Tensor:
+    """ReLU(⟨w_r, x^(p)⟩) under `weight` `[R, m, d]` for every patch: `[R, N, P, d]` →
+    `[R, N, P, m]`."""
+    r, n, p, d = x.shape
+    return torch.relu(torch.bmm(x.reshape(r, n * p, d), weight.mT)).view(r, n, p, -1)
+
+
 class PatchEncoder(nn.Module):
     """m bias-free ReLU neurons shared across patches, with R replicas: weight `[R, m, d]`.
 
@@ -282,9 +290,7 @@ class PatchEncoder(nn.Module):
 
     def activations(self, x: Tensor) -> Tensor:
         """h_r(x^(p)) = ReLU(⟨w_r, x^(p)⟩) for every patch: `[R, N, P, d]` → `[R, N, P, m]`."""
-        r, n, p, d = x.shape
-        flat = torch.bmm(x.reshape(r, n * p, d), self.weight.transpose(1, 2))
-        return torch.relu(flat).view(r, n, p, -1)
+        return patch_activations(self.weight, x)
 
     def forward(self, x: Tensor) -> Tensor:
         """The embedding h(x) = Σ_p h(x^(p)), `[R, N, m]`."""
@@ -365,9 +371,7 @@ class SignalNoiseEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """h(x) = Σ_p ReLU(⟨w_r, x^(p)⟩) with the current W, `[R, N, m]`."""
-        r, n, p, d = x.shape
-        flat = torch.bmm(x.reshape(r, n * p, d), self.weight.mT)
-        return torch.relu(flat).view(r, n, p, -1).sum(-2)
+        return patch_activations(self.weight, x).sum(-2)
 
 
 Encoder = PatchEncoder | SignalNoiseEncoder

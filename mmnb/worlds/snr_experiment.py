@@ -154,14 +154,16 @@ def run(
         weights = PatchEncoder(cfg.d, cfg.m, ids, seed, cfg.sigma0, purpose, device)
         return SignalNoiseEncoder(weights, data, view, frozen)
 
-    start = encoder("init/encoder_image", "image")  # both models' image encoder at step 0
-    w0, read_outs = start.w0, _ReadOuts(start)
+    images = {  # both models' image encoders start from the same weights
+        model: encoder("init/encoder_image", "image", ("augmented",) if model == "single" else ())
+        for model in models
+    }
+    first = images[models[0]]
+    w0, read_outs = first.w0, _ReadOuts(first)
     out = {}
     for model in models:
-        if model == "single":
-            h, g = encoder("init/encoder_image", "image", ("augmented",)), None
-        else:
-            h, g = encoder("init/encoder_image", "image"), encoder("init/encoder_text", "text")
+        h = images[model]
+        g = encoder("init/encoder_text", "text") if model == "multi" else None
 
         def loss(h: SignalNoiseEncoder = h, g: SignalNoiseEncoder | None = g) -> Tensor:
             if g is None:
