@@ -6,10 +6,12 @@ and losses come back with one value per replica, shape `[R]` (or a scalar).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from mmnb.config import check_choice
 
@@ -21,6 +23,7 @@ __all__ = [
     "kernel_features",
     "kernel_similarity",
     "kernel_weights",
+    "pairwise_dot",
     "sample_fourier_basis",
     "similarity",
     "spectral_contrastive_loss",
@@ -29,6 +32,35 @@ __all__ = [
 ]
 
 SIMILARITIES = ("dot", "cosine", "neg_sqdist")
+
+
+class _Pairwise(torch.autograd.Function):
+    """`u @ vᵀ` for `[..., N, d]` factors, with the backward's thin products taken from the left.
+
+    The gradients `G v` and `Gᵀ u` of an `N × N` output are computed as `(vᵀ Gᵀ)ᵀ` and
+    `(uᵀ G)ᵀ`: with a small d, a `[d, N] @ [N, N]` product runs about 4× faster on the CPU
+    than the `[N, N] @ [N, d]` product autograd would take for the first of them.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, v: Tensor) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(u, v)
+        return u @ v.transpose(-1, -2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:  # noqa: D102
+        u, v = ctx.saved_tensors
+        grad_u = (v.transpose(-1, -2) @ grad.transpose(-1, -2)).transpose(-1, -2)
+        grad_v = (u.transpose(-1, -2) @ grad).transpose(-1, -2)
+        return grad_u, grad_v
+
+
+def pairwise_dot(u: Tensor, v: Tensor) -> Tensor:
+    """All inner products `u @ vᵀ` (`[..., N, d]` × `[..., M, d]` → `[..., N, M]`)."""
+    if u.shape[:-2] != v.shape[:-2]:  # broadcast leading axes: autograd's own matmul
+        return u @ v.transpose(-1, -2)
+    return _Pairwise.apply(u, v)
 
 
 def similarity(u: Tensor, v: Tensor, kind: str = "cosine") -> Tensor:
@@ -43,8 +75,8 @@ def similarity(u: Tensor, v: Tensor, kind: str = "cosine") -> Tensor:
         v = nn.functional.normalize(v, dim=-1)
     if kind == "neg_sqdist":  # -|u - v|² = 2 u·v - |u|² - |v|²: no N×N×d difference tensor
         norms = u.square().sum(-1)[..., :, None] + v.square().sum(-1)[..., None, :]
-        return (u @ v.transpose(-1, -2)).mul_(2).sub_(norms)
-    return u @ v.transpose(-1, -2)
+        return pairwise_dot(u, v).mul_(2).sub_(norms)
+    return pairwise_dot(u, v)
 
 
 def _check_square(logits: Tensor) -> int:
@@ -82,37 +114,43 @@ def symmetric_info_nce_logits(logits: Tensor, negatives: Tensor | None = None) -
     return _SymmetricInfoNCE.apply(logits)
 
 
-EXP_FLOOR = -87.0  # float32: exp(−87) ≈ 1.6e-38 is still a normal number
+LOG2_E = math.log2(math.e)
+EXP2_FLOOR = -126.0  # float32: 2^−126 ≈ 1.2e-38 is the smallest normal number
 
 
 class _SymmetricInfoNCE(torch.autograd.Function):
     """Both directions of InfoNCE from one logit matrix `[..., K, K]`, in few passes over it.
 
-    The forward keeps the two shifted exponentials it computes anyway; the backward turns
-    them into the sum of the two softmaxes. About 1.5× faster than two `logsumexp` calls and
-    their autograd on large batches, where this N×N work rivals the encoders' matmuls.
+    The exponentials are taken in base 2 on `logits · log₂e` (the CPU's `exp2` runs about
+    3× faster than its `exp`); the forward keeps the two shifted exponentials it computes
+    anyway, and the backward turns them into the sum of the two softmaxes.
+    About 1.5× faster than two `logsumexp` calls and their autograd on large batches,
+    where this K×K work rivals the encoders' matmuls.
     """
 
     @staticmethod
     def forward(ctx, logits: Tensor) -> Tensor:  # noqa: D102
-        row_max = logits.amax(-1, keepdim=True)
-        col_max = logits.amax(-2, keepdim=True)
-        # below −87 float32 exp underflows towards subnormals, which the CPU computes on a
-        # slow path (10× slower when a small τ spreads the logits); clamped, each such term
-        # changes by less than 2e-38 against sums of at least 1
-        row_exp = torch.sub(logits, row_max).clamp_(min=EXP_FLOOR).exp_()
-        col_exp = torch.sub(logits, col_max).clamp_(min=EXP_FLOOR).exp_()
+        scaled = logits * LOG2_E
+        row_max = scaled.amax(-1, keepdim=True)
+        col_max = scaled.amax(-2, keepdim=True)
+        # below 2^−126 float32 powers underflow towards subnormals, which the CPU computes
+        # on a slow path (10× slower when a small τ spreads the logits); clamped, each such
+        # term changes by less than 2e-38 against sums of at least 1
+        col_exp = torch.sub(scaled, col_max).clamp_(min=EXP2_FLOOR).exp2_()
+        row_exp = scaled.sub_(row_max).clamp_(min=EXP2_FLOOR).exp2_()
         row_sum, col_sum = row_exp.sum(-1, keepdim=True), col_exp.sum(-2, keepdim=True)
-        rows = (row_sum.log() + row_max).squeeze(-1).mean(-1)
-        cols = (col_sum.log() + col_max).squeeze(-2).mean(-1)
+        rows = (row_sum.log2() + row_max).squeeze(-1).mean(-1)
+        cols = (col_sum.log2() + col_max).squeeze(-2).mean(-1)
         ctx.save_for_backward(row_exp, col_exp, row_sum, col_sum)
-        return 0.5 * (rows + cols) - logits.diagonal(dim1=-2, dim2=-1).mean(-1)
+        diagonal = logits.diagonal(dim1=-2, dim2=-1).mean(-1)
+        return (0.5 / LOG2_E) * (rows + cols) - diagonal
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
         row_exp, col_exp, row_sum, col_sum = ctx.saved_tensors
         weight = (grad / (2 * row_exp.shape[-1]))[..., None, None]  # d loss/d s_ij, per replica
-        out = torch.div(row_exp, row_sum).addcdiv_(col_exp, col_sum).mul_(weight)
+        out = torch.mul(row_exp, weight / row_sum).addcmul_(col_exp, weight / col_sum)
         out.diagonal(dim1=-2, dim2=-1).sub_(2 * weight[..., 0])
         return out
 
@@ -127,7 +165,7 @@ def _scaled_logits(u: Tensor, v: Tensor, temperature: Tensor | float, kind: str)
     if kind == "cosine":
         u = nn.functional.normalize(u, dim=-1)
         v = nn.functional.normalize(v, dim=-1)
-    return (u / temperature) @ v.transpose(-1, -2)
+    return pairwise_dot(u / temperature, v)
 
 
 def symmetric_info_nce(

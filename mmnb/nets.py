@@ -27,11 +27,11 @@ __all__ = [
     "replica_parameter",
 ]
 
-ACTIVATIONS = {
-    "relu": nn.functional.relu,
+ACTIVATIONS = {  # in place where torch has it: the MLP applies them to its own fresh outputs
+    "relu": torch.relu_,
     "gelu": nn.functional.gelu,
-    "tanh": torch.tanh,
-    "leaky_relu": nn.functional.leaky_relu,
+    "tanh": torch.tanh_,
+    "leaky_relu": nn.functional.leaky_relu_,
     "identity": lambda x: x,
 }
 
@@ -99,7 +99,7 @@ class ReplicaLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = x @ self.weight if x.ndim == 2 else torch.bmm(x, self.weight)
-        return out if self.bias is None else out + self.bias[:, None, :]
+        return out if self.bias is None else out.add_(self.bias[:, None, :])
 
 
 class MLP(nn.Module):

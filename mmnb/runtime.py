@@ -1,4 +1,4 @@
-"""Device choice, named random streams, thread count and the one-line setup banner.
+"""Device choice, named random streams, thread count, memory reuse and the setup banner.
 
 Every random draw in mmnb comes from `stream(seed, purpose, replica)`: an independent
 generator derived with `numpy.random.SeedSequence` from the run's seed, a purpose name
@@ -10,6 +10,7 @@ and then moved, so the data a seed produces does not depend on the training devi
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import random
@@ -19,7 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Stream", "available_devices", "resolve_device", "setup", "state", "stream"]
+__all__ = [
+    "Stream",
+    "available_devices",
+    "keep_freed_memory",
+    "resolve_device",
+    "setup",
+    "state",
+    "stream",
+]
 
 
 @dataclass
@@ -149,6 +158,28 @@ def _thread_cap() -> int:
     return int(value)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed CPU buffers for reuse instead of handing them back to the OS.
+
+    By default glibc returns a freed buffer of a few MiB to the system (by `munmap`, or by
+    trimming the heap), and the next step pays a page fault for every 4 KiB page it
+    touches again: a replica-batched step with `[16, 256, 256]` logits took about 2,700
+    faults and a third of its time that way. Buffers up to 32 MiB now come from the heap,
+    and up to 256 MiB of free heap is kept. Returns False where the C library is not
+    glibc (macOS, Windows, musl), which keeps its own allocator.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only)
+    except (AttributeError, OSError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+
+
 def setup(
     seed: int = 0,
     device: str | torch.device = "auto",
@@ -156,7 +187,8 @@ def setup(
     verbose: bool = True,
     n_seeds: int = 1,
 ) -> torch.device:
-    """Seed everything, choose the device and the CPU thread count, print one line.
+    """Seed everything, choose the device and the CPU thread count, keep freed memory
+    for reuse (`keep_freed_memory`), print one line.
 
     `n_seeds` (1 to 64) is the number of replicas the chapter trains; it is recorded
     with the seed and the device for `save_metrics`. `threads=None` uses every core
@@ -176,6 +208,7 @@ def setup(
         raise ValueError(f"threads={threads!r} must be between 1 and {cores * 4}")
     n_threads = min(n_threads, _thread_cap())
     torch.set_num_threads(n_threads)
+    keep_freed_memory()
     seed_everything(seed)
     state.device, state.seed, state.n_seeds, state.threads = dev, seed, n_seeds, n_threads
     state.started = time.perf_counter()

@@ -9,6 +9,7 @@ import torch
 from mmnb.losses import (
     LearnedTemperature,
     info_nce,
+    pairwise_dot,
     similarity,
     spectral_contrastive_loss,
     symmetric_info_nce,
@@ -182,3 +183,14 @@ def test_temperature_learned_per_replica():
     frozen = LearnedTemperature(2, init=0.3, learn=False)
     assert not list(frozen.parameters())
     torch.testing.assert_close(frozen(), torch.tensor([0.3, 0.3]))
+
+
+def test_pairwise_dot_values_and_gradients():
+    """`pairwise_dot`'s own backward equals autograd's matmul, batched or broadcast."""
+    gen = torch.Generator().manual_seed(3)
+    u = torch.randn(2, 5, 3, dtype=torch.float64, generator=gen).requires_grad_()
+    v = torch.randn(2, 6, 3, dtype=torch.float64, generator=gen).requires_grad_()
+    torch.testing.assert_close(pairwise_dot(u, v), u @ v.mT)
+    assert torch.autograd.gradcheck(pairwise_dot, (u, v))
+    shared = v[0].detach().requires_grad_()  # [6, 3] against [2, 5, 3]: broadcast path
+    assert torch.autograd.gradcheck(pairwise_dot, (u, shared))
