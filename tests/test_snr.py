@@ -331,11 +331,12 @@ def test_read_outs():
     xi = torch.randn(2, 5, 10, generator=gen)
     w = w0.clone()
     w[:, 1] += 0.7 * mu / mu.norm(dim=-1, keepdim=True)
-    torch.testing.assert_close(snr.signal_learning(w, w0, mu)[:, 1], torch.tensor([0.7, 0.7]))
-    torch.testing.assert_close(snr.signal_learning(w, w0, mu)[:, 0], torch.zeros(2))
+    gamma = experiment.signal_learning(w, w0, mu)
+    torch.testing.assert_close(gamma[:, 1], torch.tensor([0.7, 0.7]))
+    torch.testing.assert_close(gamma[:, 0], torch.zeros(2))
     w = w0.clone()
     w[:, 2] += 0.5 * xi[:, 3] / xi[:, 3].norm(dim=-1, keepdim=True)
-    rho = snr.noise_memorization(w, w0, xi)
+    rho = experiment.noise_memorization(w, w0, xi)
     assert rho.shape == (2, 3, 5)
     torch.testing.assert_close(rho[:, 2, 3], torch.tensor([0.5, 0.5]))
     torch.testing.assert_close(rho[:, 0], torch.zeros(2, 5))
@@ -345,10 +346,10 @@ def test_coefficients_include_the_initial_weights():
     w = torch.zeros(1, 2, 3)
     w[0, 1] = torch.tensor([-3.0, 0.0, 4.0])
     mu = torch.tensor([[2.0, 0.0, 0.0]])
-    assert snr.signal_coefficient(w, mu).item() == pytest.approx(3.0)
+    assert experiment.signal_coefficient(w, mu).item() == pytest.approx(3.0)
     xi = torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]])
     # max_r ⟨w_r, ξ_i⟩/‖ξ_i‖ is 4 for ξ_1 and 0 (neuron 0) for ξ_2
-    assert snr.noise_coefficient(w, xi).item() == pytest.approx(2.0)
+    assert experiment.noise_coefficient(w, xi).item() == pytest.approx(2.0)
 
 
 def test_run_smoke_and_summary():

@@ -48,12 +48,8 @@ __all__ = [
     "make_data",
     "multimodal_loss",
     "negatives_mask",
-    "noise_coefficient",
-    "noise_memorization",
     "patch_activations",
     "patch_similarity",
-    "signal_coefficient",
-    "signal_learning",
     "signal_noise_activations",
     "single_modal_loss",
     "snr_for",
@@ -429,27 +425,3 @@ def multimodal_loss(
     return info_nce(patch_similarity(a, b) / tau, mask) + info_nce(
         patch_similarity(b, a) / tau, mask
     )
-
-
-# ----------------------------------------------------------------------------- read-outs
-
-
-def signal_learning(w: Tensor, w0: Tensor, mu: Tensor) -> Tensor:
-    """γ_r = ⟨w_r(t) − w_r(0), μ⟩ / ‖μ‖, `[R, m]`."""
-    return torch.bmm(w - w0, mu[..., None])[..., 0] / mu.norm(dim=-1, keepdim=True)
-
-
-def noise_memorization(w: Tensor, w0: Tensor, xi: Tensor) -> Tensor:
-    """ρ_{r,i} = ⟨w_r(t) − w_r(0), ξ_i⟩ / ‖ξ_i‖, `[R, m, n]`."""
-    return torch.bmm(w - w0, xi.transpose(1, 2)) / xi.norm(dim=-1)[:, None, :]
-
-
-def signal_coefficient(w: Tensor, mu: Tensor) -> Tensor:
-    """max_r |⟨w_r(t), μ⟩| / ‖μ‖ (initial weights included), `[R]`: grows like e^{kt} in
-    the early, linear phase, so its log-slope is the signal's growth rate k."""
-    return signal_learning(w, torch.zeros_like(w), mu).abs().amax(-1)
-
-
-def noise_coefficient(w: Tensor, xi: Tensor) -> Tensor:
-    """mean_i max_r ⟨w_r(t), ξ_i⟩ / ‖ξ_i‖ (initial weights included), `[R]`."""
-    return noise_memorization(w, torch.zeros_like(w), xi).amax(-2).mean(-1)

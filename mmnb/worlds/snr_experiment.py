@@ -2,10 +2,11 @@
 
 `run(cfg, seed, replicas, device)` trains both models (full-batch gradient descent on
 the losses of `mmnb.worlds.snr`) for every replica at once and returns an `SNRRun`;
-`phase_diagram` runs a grid of n·SNR² and C_μ as one batched run; `growth_rates` fits
-the early log-slopes of the signal and noise coefficients, and `predicted_rates` gives
-the rates of the linearized early dynamics. `SNRConfig` is re-exported here so that a
-notebook whose knob `snr` shadows the world module can build it as
+`signal_learning`, `noise_memorization` and the two coefficients define the read-outs
+(γ, ρ) that `run` records; `phase_diagram` runs a grid of n·SNR² and C_μ as one batched
+run; `growth_rates` fits the early log-slopes of the signal and noise coefficients, and
+`predicted_rates` gives the rates of the linearized early dynamics. `SNRConfig` is
+re-exported here so that a notebook whose knob `snr` shadows the world module can build it as
 `snr_experiment.SNRConfig.from_parameters(globals())`.
 """
 
@@ -40,10 +41,14 @@ __all__ = [
     "SNRConfig",
     "SNRRun",
     "growth_rates",
+    "noise_coefficient",
+    "noise_memorization",
     "ood_accuracy",
     "phase_diagram",
     "predicted_rates",
     "run",
+    "signal_coefficient",
+    "signal_learning",
 ]
 
 MODELS = ("single", "multi")
@@ -95,6 +100,27 @@ def ood_accuracy(h: PatchEncoder | SignalNoiseEncoder, data: SNRData) -> np.ndar
     feats, y = h(data.x_test), data.y_test
     with threadpool_limits(1, user_api="blas"):  # tiny fits: threaded BLAS is 10× slower
         return linear_probe(feats[:, :half], y[:, :half], feats[:, half:], y[:, half:])["test_acc"]
+
+
+def signal_learning(w: Tensor, w0: Tensor, mu: Tensor) -> Tensor:
+    """γ_r = ⟨w_r(t) − w_r(0), μ⟩ / ‖μ‖, `[R, m]`."""
+    return torch.bmm(w - w0, mu[..., None])[..., 0] / mu.norm(dim=-1, keepdim=True)
+
+
+def noise_memorization(w: Tensor, w0: Tensor, xi: Tensor) -> Tensor:
+    """ρ_{r,i} = ⟨w_r(t) − w_r(0), ξ_i⟩ / ‖ξ_i‖, `[R, m, n]`."""
+    return torch.bmm(w - w0, xi.transpose(1, 2)) / xi.norm(dim=-1)[:, None, :]
+
+
+def signal_coefficient(w: Tensor, mu: Tensor) -> Tensor:
+    """max_r |⟨w_r(t), μ⟩| / ‖μ‖ (initial weights included), `[R]`: grows like e^{kt} in
+    the early, linear phase, so its log-slope is the signal's growth rate k."""
+    return signal_learning(w, torch.zeros_like(w), mu).abs().amax(-1)
+
+
+def noise_coefficient(w: Tensor, xi: Tensor) -> Tensor:
+    """mean_i max_r ⟨w_r(t), ξ_i⟩ / ‖ξ_i‖ (initial weights included), `[R]`."""
+    return noise_memorization(w, torch.zeros_like(w), xi).amax(-2).mean(-1)
 
 
 class _ReadOuts:
