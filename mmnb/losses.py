@@ -74,8 +74,8 @@ def similarity(u: Tensor, v: Tensor, kind: str = "cosine") -> Tensor:
         u = nn.functional.normalize(u, dim=-1)
         v = nn.functional.normalize(v, dim=-1)
     if kind == "neg_sqdist":  # -|u - v|² = 2 u·v - |u|² - |v|²: no N×N×d difference tensor
-        norms = u.square().sum(-1)[..., :, None] + v.square().sum(-1)[..., None, :]
-        return pairwise_dot(u, v).mul_(2).sub_(norms)
+        norms_u, norms_v = u.square().sum(-1)[..., :, None], v.square().sum(-1)[..., None, :]
+        return pairwise_dot(u, v).mul_(2).sub_(norms_u).sub_(norms_v)
     return pairwise_dot(u, v)
 
 

@@ -166,9 +166,9 @@ def keep_freed_memory() -> bool:
 
     By default glibc returns a freed buffer of a few MiB to the system (by `munmap`, or by
     trimming the heap), and the next step pays a page fault for every 4 KiB page it
-    touches again: a replica-batched step with `[16, 256, 256]` logits took about 2,700
-    faults and a third of its time that way. Buffers up to 32 MiB now come from the heap,
-    and up to 256 MiB of free heap is kept. Returns False where the C library is not
+    touches again: a replica-batched step with `[16, 256, 256]` logits faulted on thousands
+    of pages and spent about a third of its time that way. Buffers up to 32 MiB now come
+    from the heap, and up to 256 MiB of free heap is kept. Returns False where the C library is not
     glibc (macOS, Windows, musl), which keeps its own allocator.
     """
     try:

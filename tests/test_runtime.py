@@ -101,7 +101,7 @@ def churn():  # four 4 MiB buffers made, written and freed, as a batched step do
     del bufs
 churn()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(20):
     churn()
 print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -116,11 +116,13 @@ def _churn_faults(mode: str) -> tuple[str, int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
 def test_keep_freed_memory_stops_page_faults_on_reused_buffers():
-    """Freed buffers stay in the process: writing them again costs (almost) no page
-    faults, where glibc's defaults fault on every page (the control)."""
+    """Freed buffers stay in the process: 20 rounds of four 4 MiB buffers fault on fewer
+    pages than one round touches (4 × 1,024), where glibc's defaults fault on more (the
+    control: on every page of every round, or on about 5,000 before its own thresholds
+    settle)."""
     kept, faults = _churn_faults("keep")
     if kept != "True":
         pytest.skip("the C library is not glibc")
     _, control = _churn_faults("default")
-    assert control > 10_000  # 40 buffers × 1,024 pages, each touched afresh
-    assert faults < control / 10
+    assert faults < 4 * 1024
+    assert control > 4 * 1024

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from mmnb.config import WorldConfig, check_choice, knob
-from mmnb.losses import symmetric_info_nce
+from mmnb.losses import similarity, symmetric_info_nce
 from mmnb.nets import encoder_pair
 from mmnb.probes import r2_scores
 from mmnb.train import History, train
@@ -209,10 +209,6 @@ def batches_ahead(model: LatentModel, batch_size: int, floats: int = 1 << 22) ->
     return max(1, min(64, floats // per_batch))
 
 
-def _log_mean_exp(x: Tensor) -> Tensor:
-    return torch.logsumexp(x, -1) - math.log(x.shape[-1])
-
-
 def reference_info_nce(u: Tensor, v: Tensor, u_neg: Tensor, v_neg: Tensor) -> Tensor:
     """The reference code's loss, per replica `[R]`, similarity −‖·‖², τ = 1.
 
@@ -224,10 +220,9 @@ def reference_info_nce(u: Tensor, v: Tensor, u_neg: Tensor, v_neg: Tensor) -> Te
 
     def direction(a: Tensor, b: Tensor, neg: Tensor) -> Tensor:
         pos = (a - b).square().sum(-1)  # [R, B]
-        dist = (a.square().sum(-1)[..., :, None] + neg.square().sum(-1)[..., None, :]
-                - 2 * a @ neg.mT)  # fmt: skip
-        logits = torch.cat([-dist, -pos[..., None]], -1)
-        return (pos + _log_mean_exp(logits)).mean(-1)
+        # log Σ_j exp(−‖a_i − n_j‖²), then the positive term: one B × B matrix, no copy of it
+        negs = torch.logsumexp(similarity(a, neg, "neg_sqdist"), -1)
+        return (pos + torch.logaddexp(negs, -pos) - math.log(neg.shape[-2] + 1)).mean(-1)
 
     return 0.5 * (direction(u, v, u_neg) + direction(v, u, v_neg))
 
