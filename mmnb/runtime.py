@@ -158,18 +158,21 @@ def _thread_cap() -> int:
     return int(value)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters
+KEPT_FREE_BYTES = 1 << 30
 
 
 def keep_freed_memory() -> bool:
     """Let glibc keep freed CPU buffers for reuse instead of handing them back to the OS.
 
-    By default glibc returns a freed buffer of a few MiB to the system (by `munmap`, or by
-    trimming the heap), and the next step pays a page fault for every 4 KiB page it
-    touches again: a replica-batched step with `[16, 256, 256]` logits faulted on thousands
-    of pages and spent about a third of its time that way. Buffers up to 32 MiB now come
-    from the heap, and up to 256 MiB of free heap is kept. Returns False where the C library is not
-    glibc (macOS, Windows, musl), which keeps its own allocator.
+    By default glibc maps a buffer of more than a few MiB on its own and unmaps it when
+    it is freed (or trims the heap), so the next step pays a page fault for every 4 KiB
+    page it touches again: a replica-batched step with `[16, 256, 256]` logits faulted on
+    thousands of pages and spent about a third of its time that way, and chapter 04's
+    paper step (6144 × 6144 logits) on hundreds of thousands. Here every buffer comes from
+    the heap, and up to `KEPT_FREE_BYTES` of free heap is kept rather than trimmed.
+    Returns False where the C library is not glibc (macOS, Windows, musl), which keeps
+    its own allocator.
     """
     try:
         libc = ctypes.CDLL(None)
@@ -177,7 +180,7 @@ def keep_freed_memory() -> bool:
         libc.gnu_get_libc_version  # noqa: B018 (glibc only)
     except (AttributeError, OSError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+    return bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
 
 
 def setup(
