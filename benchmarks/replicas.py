@@ -20,6 +20,7 @@ from mmnb.losses import (
     symmetric_info_nce,
 )
 from mmnb.nets import MLP
+from mmnb.runtime import DrawAhead
 from mmnb.train import make_optimizer
 from mmnb.worlds import (
     captions,
@@ -97,15 +98,18 @@ def ch02_step(r: int, seed: int, device: torch.device) -> Step:
         lambda gen: 0.1 * torch.randn(world.n_captions, cfg.n_classes, generator=gen),
         r, seed, "init/caption_table", device,
     )  # fmt: skip
-    gens = [mmnb.stream(seed, "minibatch", k).torch for k in range(r)]
     rows = torch.arange(r, device=device)[:, None]
-    m = cfg.captions_per_image
+    m, n = cfg.captions_per_image, cfg.pool_size * cfg.captions_per_image
+    batches = DrawAhead(
+        [mmnb.stream(seed, "minibatch", k).torch for k in range(r)],
+        lambda gen: torch.randint(n, (cfg.neural_batch,), generator=gen),
+        device,
+    )
 
     def loss() -> torch.Tensor:
-        n = cfg.pool_size * m
-        pairs = torch.stack([torch.randint(n, (cfg.neural_batch,), generator=q) for q in gens])
-        image = pairs.to(device) // m
-        return spectral_contrastive_loss(f(x[image]), g[rows, caps[image, pairs.to(device) % m]])
+        pairs = batches()
+        image = pairs // m
+        return spectral_contrastive_loss(f(x[image]), g[rows, caps[image, pairs % m]])
 
     return _optimizer_step(loss, [*f.parameters(), g], cfg.neural_lr)
 

@@ -15,12 +15,14 @@ import hashlib
 import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 __all__ = [
+    "DrawAhead",
     "Stream",
     "available_devices",
     "keep_freed_memory",
@@ -132,6 +134,50 @@ class Stream:
         differ between device types; data never come from it."""
         seed = int(self.numpy.integers(2**62))
         return torch.Generator(device=torch.device(device)).manual_seed(seed)
+
+
+class DrawAhead:
+    """Per-replica random draws made `ahead` calls at a time on the CPU, moved in one copy.
+
+    `draw(generator)` makes one call's numbers for one replica (a tensor or a tuple of
+    tensors); each call of the `DrawAhead` returns them stacked over the replicas,
+    `[R, …]`. Every generator advances exactly as it would call by call, so the numbers
+    do not depend on `ahead`; on a GPU, one host-to-device copy serves `ahead` calls
+    instead of one per training step.
+    """
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        draw: Callable[[torch.Generator], torch.Tensor | tuple[torch.Tensor, ...]],
+        device: torch.device | str = "cpu",
+        ahead: int = 64,
+    ) -> None:
+        from mmnb.config import check_range
+
+        self.generators, self.draw = list(generators), draw
+        self.device = torch.device(device)
+        self.ahead = check_range("ahead", ahead, 1, 100_000, integer=True)
+        self._buffer: tuple[torch.Tensor, ...] = ()
+        self._used = 0
+
+    def _refill(self) -> None:
+        calls = [
+            [self.draw(g) for _ in range(self.ahead)] for g in self.generators
+        ]  # [R][ahead] of tensors or tuples
+        parts = [[c if isinstance(c, tuple) else (c,) for c in per] for per in calls]
+        self._buffer = tuple(
+            torch.stack([torch.stack([c[i] for c in per]) for per in parts]).to(self.device)
+            for i in range(len(parts[0][0]))
+        )  # each [R, ahead, …]
+        self._used = 0
+
+    def __call__(self) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if not self._buffer or self._used == self.ahead:
+            self._refill()
+        out = tuple(b[:, self._used] for b in self._buffer)
+        self._used += 1
+        return out[0] if len(out) == 1 else out
 
 
 def stream(

@@ -103,7 +103,8 @@ def test_per_replica_batches_index_each_row(splits):
 def test_augmentation_keeps_hue(splits):
     train, _ = splits
     images = train.images(torch.arange(16))[:2]
-    out = digits.augment(images, [stream(0, "augment", r) for r in (0, 1)])
+    draws = digits.crop_draws([stream(0, "augment", r) for r in (0, 1)], 16, images.device)
+    out = digits.augment(images, draws)
     assert out.shape == images.shape
     # every pixel of an augmented image is a non-negative multiple of the image's color
     rgb = digits.COLORS[train.color[:2, :16]]  # [2, 16, 3]

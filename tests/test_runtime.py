@@ -9,7 +9,7 @@ import torch
 
 import mmnb
 from mmnb.config import check_choice, check_range
-from mmnb.runtime import available_devices, resolve_device, stream
+from mmnb.runtime import DrawAhead, available_devices, resolve_device, stream
 
 
 def test_auto_picks_the_best_available():
@@ -126,3 +126,26 @@ def test_keep_freed_memory_stops_page_faults_on_reused_buffers():
     _, control = _churn_faults("default")
     assert faults < 4 * 1024
     assert control > 4 * 1024
+
+
+def test_draw_ahead_gives_the_numbers_drawn_call_by_call():
+    """Drawn `ahead` calls at a time, each replica's numbers are those of its generator
+    drawn call by call, across refills; a tuple draw comes back as a tuple."""
+
+    def gens() -> list[torch.Generator]:
+        return [stream(0, "test/ahead", r).torch for r in range(3)]
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(4, 2, generator=g), torch.randint(10, (4,), generator=g)
+
+    expected = gens()
+    drawn = DrawAhead(gens(), draw, ahead=3)
+    for _ in range(7):
+        normal, ints = drawn()
+        for r, g in enumerate(expected):
+            a, b = draw(g)
+            assert torch.equal(normal[r], a) and torch.equal(ints[r], b)
+    single = DrawAhead(gens(), lambda g: torch.rand(5, generator=g), ahead=2)
+    assert single().shape == (3, 5)
+    with pytest.raises(ValueError, match="ahead"):
+        DrawAhead(gens(), draw, ahead=0)

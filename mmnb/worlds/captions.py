@@ -20,7 +20,7 @@ from torch import Tensor
 from mmnb.config import check_choice, check_range
 from mmnb.losses import spectral_contrastive_loss
 from mmnb.nets import MLP, replica_ids, replica_parameter
-from mmnb.runtime import stream
+from mmnb.runtime import DrawAhead, stream
 from mmnb.train import History, train
 from mmnb.worlds.cooccurrence import CooccurrenceConfig
 
@@ -192,9 +192,10 @@ class Augmentation:
         return torch.cat([x[..., :d], self.nuisance_scale * noise[..., d:]], -1)
 
 
-def replica_noise(gens: list[torch.Generator], shape: tuple[int, ...], device) -> Tensor:
-    """Standard normal noise `[R, *shape]`, replica r from its own CPU generator."""
-    return torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
+def noise_draws(gens: list[torch.Generator], shape: tuple[int, ...], device) -> DrawAhead:
+    """Standard normal noise `[R, *shape]` per call, replica r from its own CPU generator,
+    drawn ahead (`mmnb.runtime.DrawAhead`)."""
+    return DrawAhead(gens, lambda g: torch.randn(shape, generator=g), device)
 
 
 @dataclass(frozen=True)
@@ -286,9 +287,10 @@ def fit_augmentation_encoder(
     dev, t = x.device, training
     f = t.mlp(x.shape[-1], 1, "init/sscl_encoder", dev)
     gens = [stream(t.seed, "augment", r).torch for r in range(t.n_replicas)]
+    views = noise_draws(gens, (2, t.batch_size, x.shape[-1]), dev)
 
     def objective(batch: Tensor) -> Tensor:
-        noise = replica_noise(gens, (2, batch.shape[1], x.shape[-1]), dev)
+        noise = views()
         v1, v2 = augmentation(x[batch], noise[:, 0]), augmentation(x[batch], noise[:, 1])
         return spectral_contrastive_loss(f(v1), f(v2))
 

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from mmnb.config import WorldConfig, check_choice, knob
 from mmnb.nets import Replicas, replica_ids
-from mmnb.runtime import Stream, stream
+from mmnb.runtime import DrawAhead, Stream, stream
 
 __all__ = [
     "CAPTIONS",
@@ -46,6 +46,7 @@ __all__ = [
     "DataUnavailable",
     "DigitsConfig",
     "augment",
+    "crop_draws",
     "load_grey",
     "make_colored_digits",
     "paint",
@@ -253,18 +254,24 @@ def make_colored_digits(
     return out
 
 
-def augment(images: Tensor, streams: Sequence[Stream], min_scale: float = 0.5) -> Tensor:
+def crop_draws(streams: Sequence[Stream], n: int, device: torch.device | str) -> DrawAhead:
+    """The random numbers of `augment` for `n` images per replica (five per image),
+    replica r's from `streams[r]`, drawn ahead on the CPU (`mmnb.runtime.DrawAhead`)."""
+    return DrawAhead([s.torch for s in streams], lambda g: torch.rand(5, n, generator=g), device)
+
+
+def augment(images: Tensor, draws: DrawAhead, min_scale: float = 0.5) -> Tensor:
     """SimCLR's random resized crop without its color transforms, on `[R, N, 3, H, W]`.
 
     Each image is cropped to a random box covering a fraction in [`min_scale`, 1] of its
     area (aspect ratio in [3/4, 4/3], random position, zero padding outside) and resized
     back to H×W; its brightness is scaled by a factor in [0.6, 1.4]. Hue, the
     information the colored-digit test is about, is untouched: no color jitter, no
-    grayscale. Replica r draws its randomness from `streams[r]` (on the CPU).
+    grayscale. The random numbers come from `draws` (`crop_draws`), one call per view.
     """
     r, n, c, h, w = images.shape
     dev = images.device
-    u = torch.cat([s.rand(5, n) for s in streams], 1).to(dev)
+    u = draws().transpose(0, 1).reshape(5, r * n)  # [5, R·N], replica by replica
     area = min_scale + (1 - min_scale) * u[0]
     log_ratio = (2 * u[1] - 1) * torch.log(torch.tensor(4 / 3))
     sx = (area * log_ratio.exp()).sqrt().clamp(max=1.0)

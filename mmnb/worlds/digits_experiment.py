@@ -24,6 +24,7 @@ from mmnb.worlds.digits import (
     ColoredDigits,
     DigitsConfig,
     augment,
+    crop_draws,
     make_colored_digits,
 )
 
@@ -109,7 +110,8 @@ def run(
     text_enc = None
     if model == "multi" and cfg.digits_text_encoder == "linear":
         text_enc = ReplicaLinear(out_dim, out_dim, ids, seed, "init/encoder_text", device=device)
-    views = [stream(seed, "augment", r) for r in ids]
+    batch_size = min(cfg.digits_batch_size, n_train)
+    views = crop_draws([stream(seed, "augment", r) for r in ids], batch_size, device)
     min_scale, tau = cfg.digits_min_scale, cfg.digits_tau
 
     def objective(batch: Tensor | None) -> Tensor:
@@ -130,7 +132,7 @@ def run(
         optimizer="adam",
         lr=cfg.digits_lr,
         n_samples=n_train,
-        batch_size=min(cfg.digits_batch_size, n_train),
+        batch_size=batch_size,
         seed=seed,
         replicas=ids,
         record_every=10,

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from mmnb.config import check_choice, check_range
 from mmnb.mixing import invertible_mlp, mix
-from mmnb.runtime import stream
+from mmnb.runtime import DrawAhead, stream
 
 __all__ = [
     "BLOCKS",
@@ -105,9 +105,9 @@ class ReplicaStreams:
 
     Replicas that share an id get the same numbers; each id's stream advances once per
     call. `noise(n, a, b)` gives one batch's N(0, 1) `[R, n, a]` and U(0, 1) `[R, n, b]`
-    draws. They are made on the CPU and moved to `device`; with `ahead` > 1 the next
-    `ahead` batches are drawn together and moved at once (one host-to-device copy per
-    `ahead` training steps on a GPU), with the same numbers per stream as batch by batch.
+    draws. They are made on the CPU and moved to `device`, `ahead` batches at a time
+    (`mmnb.runtime.DrawAhead`: one host-to-device copy per `ahead` training steps on a
+    GPU, the same numbers per stream as batch by batch).
     """
 
     def __init__(
@@ -119,33 +119,29 @@ class ReplicaStreams:
         ahead: int = 1,
     ) -> None:
         unique = list(dict.fromkeys(int(i) for i in ids))
-        self.index = torch.tensor([unique.index(int(i)) for i in ids])
-        self.streams = [stream(seed, purpose, j) for j in unique]
         self.device = torch.device(device)
+        self.index = torch.tensor([unique.index(int(i)) for i in ids], device=self.device)
+        self.streams = [stream(seed, purpose, j) for j in unique]
         self.ahead = check_range("ahead", ahead, 1, 100_000, integer=True)
-        self._buffer: tuple[Tensor, Tensor] | None = None
-        self._used = 0
+        self._draws: DrawAhead | None = None
+        self._shape: tuple[int, int, int] | None = None
 
     def noise(self, n: int, normal: int, uniform: int) -> tuple[Tensor, Tensor]:
         """N(0, 1) draws `[R, n, normal]` and U(0, 1) draws `[R, n, uniform]` (per stream,
         the normal draw first)."""
-        buffer = self._buffer
-        pending = buffer is not None and self._used < buffer[0].shape[1]
-        if pending and buffer[0].shape[2:] != (n, normal):
-            raise ValueError(f"these streams drew batches of {buffer[0].shape[2]} ahead, not n={n}")
-        if not pending:
-            draws = [
-                [(s.randn(n, normal), s.rand(n, uniform)) for _ in range(self.ahead)]
-                for s in self.streams
-            ]
-            self._buffer = buffer = tuple(
-                torch.stack([torch.stack([d[k] for d in per]) for per in draws])[self.index]
-                .to(self.device)
-                for k in (0, 1)
+        if self._draws is None:
+            self._shape = (n, normal, uniform)
+
+            def draw(g: torch.Generator) -> tuple[Tensor, Tensor]:
+                return torch.randn(n, normal, generator=g), torch.rand(n, uniform, generator=g)
+
+            self._draws = DrawAhead([s.torch for s in self.streams], draw, self.device, self.ahead)
+        elif self._shape != (n, normal, uniform):
+            raise ValueError(
+                f"these streams draw batches of shape {self._shape}, not {(n, normal, uniform)}"
             )
-            self._used = 0
-        self._used += 1
-        return buffer[0][:, self._used - 1], buffer[1][:, self._used - 1]
+        gauss, unif = self._draws()
+        return gauss[self.index], unif[self.index]
 
 
 @dataclass

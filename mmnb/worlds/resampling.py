@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from mmnb.config import check_choice, check_range
 from mmnb.losses import symmetric_info_nce_logits
 from mmnb.nets import MLP
-from mmnb.runtime import stream
+from mmnb.runtime import DrawAhead, stream
 from mmnb.train import History, train
-from mmnb.worlds.captions import Augmentation, EncoderTraining, replica_noise
+from mmnb.worlds.captions import Augmentation, EncoderTraining, noise_draws
 
 __all__ = [
     "RESAMPLING",
@@ -184,16 +184,19 @@ def fit_students(
         raise ValueError(f"x holds {n_replicas} replicas, training.n_replicas={t.n_replicas}")
     ids = list(range(n_replicas)) * len(students)
     f = MLP(dim, [t.hidden] * 2, t.out_dim, ids, t.seed, device=dev, purpose="init/student")
-    swaps = [stream(t.seed, "data/false_positives", r).torch for r in range(n_replicas)]
-    views = [stream(t.seed, "augment/student", r).torch for r in range(n_replicas)]
+    b = t.batch_size
+    swaps = DrawAhead(
+        [stream(t.seed, "data/false_positives", r).torch for r in range(n_replicas)],
+        lambda g: (torch.rand(b, generator=g), torch.randint(n, (b,), generator=g)),
+        dev,
+    )
+    gens = [stream(t.seed, "augment/student", r).torch for r in range(n_replicas)]
+    views = noise_draws(gens, (2, b, dim), dev)
     rows = torch.arange(n_replicas, device=dev)[:, None]
 
     def objective(batch: Tensor) -> Tensor:
         i = batch[:n_replicas]  # every student's replica r sees the same batch
-        b = i.shape[1]
-        u = torch.stack([torch.rand(b, generator=g) for g in swaps]).to(dev)
-        other = torch.stack([torch.randint(n, (b,), generator=g) for g in swaps]).to(dev)
-        noise = replica_noise(views, (2, b, dim), dev)
+        (u, other), noise = swaps(), views()
         v1 = augmentation(x[rows, i], noise[:, 0])
         js = [torch.where(u < s.false_positive_rate, other, i) for s in students]
         v2 = [augmentation(x[rows, j], noise[:, 1]) for j in js]
