@@ -73,9 +73,11 @@ def similarity(u: Tensor, v: Tensor, kind: str = "cosine") -> Tensor:
     if kind == "cosine":
         u = nn.functional.normalize(u, dim=-1)
         v = nn.functional.normalize(v, dim=-1)
-    if kind == "neg_sqdist":  # -|u - v|² = 2 u·v - |u|² - |v|²: no N×N×d difference tensor
-        norms_u, norms_v = u.square().sum(-1)[..., :, None], v.square().sum(-1)[..., None, :]
-        return pairwise_dot(u, v).mul_(2).sub_(norms_u).sub_(norms_v)
+    if kind == "neg_sqdist":  # -|u - v|² = [2u, -|u|², -1]·[v, 1, |v|²]: one product, no N×N×d
+        one_u, one_v = torch.ones_like(u[..., :1]), torch.ones_like(v[..., :1])
+        u_aug = torch.cat([2 * u, -u.square().sum(-1, keepdim=True), -one_u], -1)
+        v_aug = torch.cat([v, one_v, v.square().sum(-1, keepdim=True)], -1)
+        return pairwise_dot(u_aug, v_aug)
     return pairwise_dot(u, v)
 
 

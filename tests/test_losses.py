@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import shutil
 
 import pytest
 import torch
@@ -194,3 +195,20 @@ def test_pairwise_dot_values_and_gradients():
     assert torch.autograd.gradcheck(pairwise_dot, (u, v))
     shared = v[0].detach().requires_grad_()  # [6, 3] against [2, 5, 3]: broadcast path
     assert torch.autograd.gradcheck(pairwise_dot, (u, shared))
+
+
+@pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("clang++")), reason="compiling needs a C++ compiler"
+)
+def test_losses_run_under_torch_compile():
+    """`train(compile=True)` compiles the objective: the custom autograd functions
+    (`pairwise_dot`, symmetric InfoNCE) trace, and give the eager values and gradients."""
+    gen = torch.Generator().manual_seed(5)
+    u, v = (torch.randn(2, 16, 3, generator=gen).requires_grad_() for _ in range(2))
+    compiled = torch.compile(lambda a, b: symmetric_info_nce(a, b, 0.5, "neg_sqdist"))
+    out = compiled(u, v)
+    eager = symmetric_info_nce(u, v, 0.5, "neg_sqdist")
+    torch.testing.assert_close(out, eager)
+    (g_compiled,) = torch.autograd.grad(out.sum(), u)
+    (g_eager,) = torch.autograd.grad(eager.sum(), u)
+    torch.testing.assert_close(g_compiled, g_eager)
