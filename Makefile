@@ -61,7 +61,7 @@ suite: setup
 book-fast: setup
 	$(BIN)/python -c 'import yaml, pathlib; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "off"; \
-		c["sphinx"]["config"]["suppress_warnings"] = ["mystnb.glue"]; \
+		c["sphinx"]["config"]["suppress_warnings"] = ["mystnb.glue", "mystnb.glue_ref"]; \
 		c["sphinx"]["local_extensions"] = {k: str(pathlib.Path(v).resolve()) \
 			for k, v in c["sphinx"]["local_extensions"].items()}; \
 		pathlib.Path("_build").mkdir(exist_ok=True); \
