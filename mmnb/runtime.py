@@ -211,12 +211,13 @@ KEPT_FREE_BYTES = 1 << 30
 def keep_freed_memory() -> bool:
     """Let glibc keep freed CPU buffers for reuse instead of handing them back to the OS.
 
-    By default glibc maps a buffer of more than a few MiB on its own and unmaps it when
-    it is freed (or trims the heap), so the next step pays a page fault for every 4 KiB
-    page it touches again: a replica-batched step with `[16, 256, 256]` logits faulted on
-    thousands of pages and spent about a third of its time that way, and chapter 04's
-    paper step (6144 × 6144 logits) on hundreds of thousands. Here every buffer comes from
-    the heap, and up to `KEPT_FREE_BYTES` of free heap is kept rather than trimmed.
+    By default glibc maps a large buffer on its own (above 128 KiB, a threshold it raises
+    up to 32 MiB as buffers are freed) and unmaps it when it is freed, or trims the heap,
+    so the next step pays a page fault for every 4 KiB page it touches again: a
+    replica-batched step with `[16, 256, 256]` logits faulted on thousands of pages and
+    spent about a third of its time that way, and chapter 04's paper step (6144 × 6144
+    logits) on hundreds of thousands. Here every buffer comes from the heap, and up to
+    `KEPT_FREE_BYTES` of free heap is kept rather than trimmed.
     Returns False where the C library is not glibc (macOS, Windows, musl), which keeps
     its own allocator.
     """
