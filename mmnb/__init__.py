@@ -12,6 +12,7 @@ from mmnb.losses import (
     symmetric_info_nce,
 )
 from mmnb.nets import MLP, ReplicaLinear, encoder_pair, replica_parameter
+from mmnb.ranges import Range
 from mmnb.results import load_results, mean_std, save_metrics
 from mmnb.runtime import available_devices, resolve_device, setup, stream
 from mmnb.train import History, TrainingDiverged, train
@@ -20,6 +21,7 @@ __all__ = [
     "MLP",
     "History",
     "LearnedTemperature",
+    "Range",
     "ReplicaLinear",
     "TrainingDiverged",
     "WorldConfig",

@@ -5,14 +5,17 @@ A world declares its settings as a frozen dataclass that subclasses `WorldConfig
     @dataclass(frozen=True)
     class PairedConfig(WorldConfig):
         PAPER: ClassVar[dict] = {"n_train": 65536, "steps": 5000}
-        n_train: int = knob(4096, low=64, high=1_000_000, doc="training pairs")
-        lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate")
+        n_train: int = knob(4096, Range(64, 1_000_000))  # training pairs
+        lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate
 
 The defaults are the `"book"` profile; `PAPER` holds only what the `"paper"` profile
-changes. Every field is validated in one place (`__post_init__`): a wrong type, NaN,
-infinity or a value out of range raises a `ValueError` naming the field and the
-allowed values. `from_profile` merges a chapter's knobs (`None` = the profile's value)
-over a profile, and `from_parameters` does so from a notebook's `parameters` cell.
+changes. A field's allowed values are a `Range` or a collection of choices; the ranges
+that mean the same in every world (`STEPS`, `LEARNING_RATE`, `FRACTION`, `TEMPERATURE`,
+`SCALE`, `WIDTH`) are named once, in `mmnb.ranges`. Every field is validated in one place
+(`__post_init__`): a wrong type, NaN, infinity or a value out of range raises a
+`ValueError` naming the field and the allowed values. `from_profile` merges a chapter's
+knobs (`None` = the profile's value) over a profile, and `from_parameters` does so from a
+notebook's `parameters` cell.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["WorldConfig", "check_choice", "check_range", "knob"]
+from mmnb.ranges import Range
+
+__all__ = [
+    "WorldConfig",
+    "check_choice",
+    "check_range",
+    "knob",
+]
 
 C = TypeVar("C", bound="WorldConfig")
 
@@ -59,31 +69,31 @@ def check_range(
 
 def knob(
     default: Any,
+    allowed: Range | Iterable[Any] | None = None,
     *,
-    low: float | None = None,
-    high: float | None = None,
-    choices: Iterable[Any] | None = None,
     optional: bool = False,
     kind: type | None = None,
-    doc: str = "",
 ) -> Any:
-    """A config field with its allowed values.
+    """A config field with its allowed values: a `Range` or a collection of choices.
 
-    The kind of value is read off the default: `int` (an integer in [low, high]),
-    `float` (a finite number in [low, high]; ints are accepted), `bool`, `str` (one of
-    `choices`), or a tuple (each element checked like its first default element; lists
-    are accepted and stored as tuples). `optional=True` also allows `None`; a field whose
-    default is `None` names its `kind` (`int`, `float`, `bool` or `str`).
+    The kind of value is read off the default: `int` (an integer in the range), `float`
+    (a finite number in the range; ints are accepted), `bool`, `str` (one of the choices,
+    any string without them), or a tuple (each element checked like its first default
+    element; lists are accepted and stored as tuples). `optional=True` also allows
+    `None`; a field whose default is `None` names its `kind` (`int`, `float`, `bool` or
+    `str`). Write the field's meaning as a comment beside it.
     """
     if default is None and kind is None:
         raise TypeError("knob(None, ...) needs kind=int, float, bool or str")
+    if isinstance(allowed, str):
+        raise TypeError(f"knob's allowed values are a Range or choices, not the string {allowed!r}")
+    bounds = allowed if isinstance(allowed, Range) else Range()
     meta = {
-        "low": low,
-        "high": high,
-        "choices": None if choices is None else tuple(choices),
+        "low": bounds.low,
+        "high": bounds.high,
+        "choices": None if allowed is None or isinstance(allowed, Range) else tuple(allowed),
         "optional": optional or default is None,
         "kind": kind,
-        "doc": doc,
     }
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default=tuple(default), metadata=meta)
@@ -117,7 +127,7 @@ class WorldConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {}
 
-    profile: str = knob("book", choices=("book", "paper"), doc="'book' or 'paper'")
+    profile: str = knob("book", ("book", "paper"))  # the profile of the defaults
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -6,18 +6,20 @@ from typing import ClassVar
 import pytest
 
 from mmnb.config import WorldConfig, knob
+from mmnb.ranges import LEARNING_RATE, STEPS, WIDTH, Range
 
 
 @dataclasses.dataclass(frozen=True)
 class ToyConfig(WorldConfig):
     PAPER: ClassVar[dict] = {"n": 10_000, "hidden": (256, 256)}
 
-    n: int = knob(100, low=2, high=100_000, doc="samples")
-    lr: float = knob(0.1, low=1e-6, high=1.0, doc="learning rate")
-    kind: str = knob("cosine", choices=("cosine", "gauss"), doc="similarity")
-    learn: bool = knob(True, doc="learn τ")
-    hidden: tuple = knob((64,), low=1, high=4096, doc="hidden widths")
-    tau: float | None = knob(None, low=0.01, high=10.0, kind=float, doc="fixed τ or None")
+    n: int = knob(100, Range(2, 100_000))  # samples
+    lr: float = knob(0.1, LEARNING_RATE)  # learning rate
+    kind: str = knob("cosine", ("cosine", "gauss"))  # similarity
+    learn: bool = knob(True)  # learn τ
+    hidden: tuple = knob((64,), WIDTH)  # hidden widths
+    tau: float | None = knob(None, Range(0.01, 10.0), kind=float)  # fixed τ or None
+    steps: int = knob(10, STEPS)  # optimizer steps
 
     def check(self) -> None:
         if self.kind == "gauss" and self.n < 10:
@@ -29,9 +31,14 @@ def test_defaults_are_the_book_profile_and_paper_overrides_them():
     assert book == ToyConfig() and book.hidden == (64,)
     paper = ToyConfig.from_profile("paper", lr=None, learn=False)
     assert (paper.profile, paper.n, paper.hidden, paper.lr, paper.learn) == (
-        "paper", 10_000, (256, 256), 0.1, False)
+        "paper",
+        10_000,
+        (256, 256),
+        0.1,
+        False,
+    )
     assert ToyConfig.from_profile("book", hidden=[8, 8]).hidden == (8, 8)
-    assert ToyConfig.knobs() == ["n", "lr", "kind", "learn", "hidden", "tau"]
+    assert ToyConfig.knobs() == ["n", "lr", "kind", "learn", "hidden", "tau", "steps"]
     assert ToyConfig.from_parameters({"profile": "paper", "lr": 0.5, "other": 1}).lr == 0.5
     assert ToyConfig().as_dict()["hidden"] == [64]
 
@@ -51,6 +58,8 @@ def test_defaults_are_the_book_profile_and_paper_overrides_them():
         ({"hidden": 8}, "hidden=8 must be a list"),
         ({"tau": 0.0}, "tau=0.0 is out of range"),
         ({"kind": "gauss", "n": 5}, "n=5 must be at least 10"),
+        ({"steps": 0}, r"steps=0 is out of range; allowed: an integer in \[1, 200000\]"),
+        ({"hidden": [4097]}, r"hidden\[0\]=4097 is out of range; .* in \[1, 4096\]"),
         ({"m": 3}, r"unknown parameter\(s\) \['m'\]"),
     ],
 )
@@ -66,3 +75,10 @@ def test_unknown_profile_and_frozen_fields():
         ToyConfig().n = 3
     with pytest.raises(ValueError, match="lr=-1"):
         ToyConfig().replace(lr=-1)
+
+
+def test_a_knob_allows_a_range_or_choices_not_a_bare_string():
+    with pytest.raises(TypeError, match="choices"):
+        knob("a", "abc")
+    with pytest.raises(TypeError, match="kind"):
+        knob(None, Range(0, 1))

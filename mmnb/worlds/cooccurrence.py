@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mmnb.config import WorldConfig, knob
+from mmnb.ranges import FRACTION, LEARNING_RATE, SCALE, STEPS, TEMPERATURE, WIDTH, Range
 
 __all__ = ["CooccurrenceConfig"]
 
@@ -55,60 +56,57 @@ class CooccurrenceConfig(WorldConfig):
     }
 
     # (a) SVD recovery on a block-structured joint
-    n_images: int = knob(60, low=2, high=5000, doc="image states of the block joint")
-    n_texts: int = knob(40, low=2, high=5000, doc="text states of the block joint")
-    blocks: int = knob(4, low=1, high=100, doc="latent classes of the block joint; k = blocks")
-    cross: float = knob(0.15, low=0.0, high=1.0, doc="weight of a cross-class pair (same: 1)")
-    gap_ranks: tuple = knob((4, 6), low=1, high=100, doc="ranks k trained on the population loss")
-    table_init: float = knob(0.1, low=1e-4, high=10.0, doc="std of the initial table entries")
-    table_steps: int = knob(1000, low=1, high=200_000, doc="Adam steps, population loss")
-    table_lr: float = knob(0.05, low=1e-6, high=1.0, doc="Adam learning rate, population loss")
-    minibatch_steps: int = knob(2000, low=1, high=200_000, doc="Adam steps, minibatch loss")
-    minibatch_size: int = knob(128, low=2, high=100_000, doc="pairs per minibatch")
-    minibatch_lr: float = knob(0.01, low=1e-6, high=1.0, doc="Adam learning rate, minibatch")
-    eval_every: int = knob(50, low=1, high=200_000, doc="steps between subspace evaluations")
+    n_images: int = knob(60, Range(2, 5000))  # image states of the block joint
+    n_texts: int = knob(40, Range(2, 5000))  # text states of the block joint
+    blocks: int = knob(4, Range(1, 100))  # latent classes of the block joint; k = blocks
+    cross: float = knob(0.15, FRACTION)  # weight of a cross-class pair (same: 1)
+    gap_ranks: tuple = knob((4, 6), Range(1, 100))  # ranks k trained on the population loss
+    table_init: float = knob(0.1, Range(1e-4, 10.0))  # std of the initial table entries
+    table_steps: int = knob(1000, STEPS)  # Adam steps, population loss
+    table_lr: float = knob(0.05, LEARNING_RATE)  # Adam learning rate, population loss
+    minibatch_steps: int = knob(2000, STEPS)  # Adam steps, minibatch loss
+    minibatch_size: int = knob(128, Range(2, 100_000))  # pairs per minibatch
+    minibatch_lr: float = knob(0.01, LEARNING_RATE)  # Adam learning rate, minibatch
+    eval_every: int = knob(50, STEPS)  # steps between subspace evaluations
     # (b) the caption world against augmentation graphs
-    n_classes: int = knob(8, low=2, high=100, doc="classes of the caption world")
-    signal_dims: int = knob(8, low=1, high=1000, doc="coordinates holding the class mean")
-    nuisance_dims: int = knob(16, low=0, high=1000, doc="class-irrelevant coordinates")
-    class_sep: float = knob(2.0, low=0.0, high=100.0, doc="distance between class means")
-    signal_noise: float = knob(0.3, low=0.0, high=100.0, doc="std of the signal coordinates")
-    nuisance_scale: float = knob(0.6, low=0.0, high=100.0, doc="std of the nuisance coordinates")
-    captions_per_class: int = knob(10, low=1, high=10_000, doc="caption pool of each class")
-    pool_size: int = knob(400, low=10, high=20_000, doc="images of the pool (exact graphs)")
-    captions_per_image: int = knob(3, low=1, high=100, doc="m: captions per image")
-    caption_noise: float = knob(0.1, low=0.0, high=1.0, doc="η: P[a caption is wrong]")
-    noisy_caption_noise: float = knob(0.4, low=0.0, high=1.0, doc="η of the noisy-caption row")
-    aug_weak: float = knob(1.0, low=1e-3, high=100.0, doc="scale of the weak augmentation")
-    aug_strong: float = knob(4.0, low=1e-3, high=100.0, doc="scale of the strong augmentation")
-    aug_nuisance: float = knob(
-        0.3, low=1e-3, high=100.0, doc="signal-kernel scale of the nuisance-only augmentation"
-    )
-    noise_grid: tuple = knob((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), low=0.0, high=1.0, doc="η sweep")
-    m_grid: tuple = knob((1, 2, 3, 5, 8), low=1, high=100, doc="m sweep")
-    scale_grid: tuple = knob(
-        (0.5, 1.0, 1.5, 2.0, 4.0, 8.0), low=1e-3, high=100.0, doc="augmentation scale sweep"
-    )
-    nuisance_aug_grid: tuple = knob(
-        (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5), low=1e-3, high=100.0, doc="nuisance-only scale sweep"
-    )
-    hidden: int = knob(64, low=1, high=4096, doc="hidden width of the MLP encoders")
-    neural_steps: int = knob(1000, low=1, high=200_000, doc="Adam steps of the neural encoders")
-    neural_batch: int = knob(128, low=2, high=20_000, doc="minibatch of the neural encoders")
-    neural_lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate, neural encoders")
-    n_test: int = knob(2000, low=10, high=1_000_000, doc="fresh test images for the probes")
+    n_classes: int = knob(8, Range(2, 100))  # classes of the caption world
+    signal_dims: int = knob(8, Range(1, 1000))  # coordinates holding the class mean
+    nuisance_dims: int = knob(16, Range(0, 1000))  # class-irrelevant coordinates
+    class_sep: float = knob(2.0, SCALE)  # distance between class means
+    signal_noise: float = knob(0.3, SCALE)  # std of the signal coordinates
+    nuisance_scale: float = knob(0.6, SCALE)  # std of the nuisance coordinates
+    captions_per_class: int = knob(10, Range(1, 10_000))  # caption pool of each class
+    pool_size: int = knob(400, Range(10, 20_000))  # images of the pool (exact graphs)
+    captions_per_image: int = knob(3, Range(1, 100))  # m: captions per image
+    caption_noise: float = knob(0.1, FRACTION)  # η: P[a caption is wrong]
+    noisy_caption_noise: float = knob(0.4, FRACTION)  # η of the noisy-caption row
+    aug_weak: float = knob(1.0, Range(1e-3, 100.0))  # scale of the weak augmentation
+    aug_strong: float = knob(4.0, Range(1e-3, 100.0))  # scale of the strong augmentation
+    # signal-kernel scale of the nuisance-only augmentation
+    aug_nuisance: float = knob(0.3, Range(1e-3, 100.0))
+    noise_grid: tuple = knob((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), FRACTION)  # η sweep
+    m_grid: tuple = knob((1, 2, 3, 5, 8), Range(1, 100))  # m sweep
+    # augmentation scale sweep
+    scale_grid: tuple = knob((0.5, 1.0, 1.5, 2.0, 4.0, 8.0), Range(1e-3, 100.0))
+    # nuisance-only scale sweep
+    nuisance_aug_grid: tuple = knob((0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5), Range(1e-3, 100.0))
+    hidden: int = knob(64, WIDTH)  # hidden width of the MLP encoders
+    neural_steps: int = knob(1000, STEPS)  # Adam steps of the neural encoders
+    neural_batch: int = knob(128, Range(2, 20_000))  # minibatch of the neural encoders
+    neural_lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate, neural encoders
+    n_test: int = knob(2000, Range(10, 1_000_000))  # fresh test images for the probes
     # (c) CLIP-guided resampling
-    student_train: int = knob(2000, low=10, high=1_000_000, doc="training images per student")
-    student_steps: int = knob(600, low=1, high=200_000, doc="Adam steps of the student")
-    student_batch: int = knob(128, low=4, high=20_000, doc="student minibatch")
-    student_lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate, student")
-    student_dim: int = knob(8, low=1, high=1024, doc="output dimension of the student")
-    student_aug: float = knob(0.1, low=0.0, high=100.0, doc="scale of the student's views")
-    temperature: float = knob(0.2, low=1e-3, high=100.0, doc="SimCLR temperature")
-    false_positive_rate: float = knob(0.2, low=0.0, high=1.0, doc="second views from another image")
-    drop_false_negative: float = knob(0.05, low=0.0, high=1.0, doc="negatives dropped (hardest)")
-    drop_easy_negative: float = knob(0.10, low=0.0, high=1.0, doc="negatives dropped (easiest)")
-    drop_false_positive: float = knob(0.10, low=0.0, high=1.0, doc="positive pairs dropped")
+    student_train: int = knob(2000, Range(10, 1_000_000))  # training images per student
+    student_steps: int = knob(600, STEPS)  # Adam steps of the student
+    student_batch: int = knob(128, Range(4, 20_000))  # student minibatch
+    student_lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate, student
+    student_dim: int = knob(8, Range(1, 1024))  # output dimension of the student
+    student_aug: float = knob(0.1, SCALE)  # scale of the student's views
+    temperature: float = knob(0.2, TEMPERATURE)  # SimCLR temperature
+    false_positive_rate: float = knob(0.2, FRACTION)  # second views from another image
+    drop_false_negative: float = knob(0.05, FRACTION)  # negatives dropped (hardest)
+    drop_easy_negative: float = knob(0.10, FRACTION)  # negatives dropped (easiest)
+    drop_false_positive: float = knob(0.10, FRACTION)  # positive pairs dropped
 
     def check(self) -> None:
         if self.signal_dims < self.n_classes - 1:

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from mmnb.config import WorldConfig, check_choice, knob
 from mmnb.nets import Replicas, replica_ids
+from mmnb.ranges import FRACTION, LEARNING_RATE, STEPS, TEMPERATURE, WIDTH, Range
 from mmnb.runtime import DrawAhead, Stream, stream
 
 __all__ = [
@@ -79,17 +80,17 @@ class DigitsConfig(WorldConfig):
 
     PAPER: ClassVar[dict] = {"digits_source": "mnist", "digits_batch_size": 512}
 
-    digits_source: str = knob("sklearn", choices=(*SOURCES, "none"), doc="images ('none': skip)")
-    digits_steps: int = knob(1000, low=1, high=200_000, doc="Adam steps of each model")
-    digits_batch_size: int = knob(256, low=2, high=60_000, doc="minibatch size")
-    digits_lr: float = knob(1e-3, low=1e-6, high=1.0, doc="Adam learning rate")
-    digits_tau: float = knob(0.1, low=1e-3, high=10.0, doc="temperature of the InfoNCE loss")
-    digits_hidden: int = knob(256, low=1, high=100_000, doc="hidden ReLU units of the MLP")
-    digits_p_color: float = knob(0.775, low=0.0, high=1.0, doc="P(painted in c_digit)")
-    digits_label_noise: float = knob(0.1, low=0.0, high=1.0, doc="P(label replaced)")
-    digits_min_scale: float = knob(0.5, low=0.05, high=1.0, doc="smallest crop area")
-    digits_noisy_captions: bool = knob(False, doc="captions name the noisy label")
-    digits_text_encoder: str = knob("onehot", choices=("onehot", "linear"), doc="caption map")
+    digits_source: str = knob("sklearn", (*SOURCES, "none"))  # images ('none': skip)
+    digits_steps: int = knob(1000, STEPS)  # Adam steps of each model
+    digits_batch_size: int = knob(256, Range(2, 60_000))  # minibatch size
+    digits_lr: float = knob(1e-3, LEARNING_RATE)  # Adam learning rate
+    digits_tau: float = knob(0.1, TEMPERATURE)  # temperature of the InfoNCE loss
+    digits_hidden: int = knob(256, WIDTH)  # hidden ReLU units of the MLP
+    digits_p_color: float = knob(0.775, FRACTION)  # P(painted in c_digit)
+    digits_label_noise: float = knob(0.1, FRACTION)  # P(label replaced)
+    digits_min_scale: float = knob(0.5, Range(0.05, 1.0))  # smallest crop area
+    digits_noisy_captions: bool = knob(False)  # captions name the noisy label
+    digits_text_encoder: str = knob("onehot", ("onehot", "linear"))  # caption map
 
 
 class DataUnavailable(RuntimeError):

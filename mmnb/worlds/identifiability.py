@@ -28,6 +28,7 @@ from mmnb.config import WorldConfig, check_choice, knob
 from mmnb.losses import similarity, symmetric_info_nce
 from mmnb.nets import encoder_pair
 from mmnb.probes import r2_scores
+from mmnb.ranges import WIDTH, Range
 from mmnb.train import History, train
 from mmnb.worlds.identifiability_eval import Evaluation, direction_r2, encode, evaluate
 from mmnb.worlds.identifiability_latents import (
@@ -86,40 +87,37 @@ class IdentifiabilityConfig(WorldConfig):
     }
 
     # the world
-    n_c: int = knob(3, low=1, high=32, doc="content dimensions (= the encoding size)")
-    n_s: int = knob(3, low=1, high=32, doc="style dimensions")
-    n_m: int = knob(3, low=1, high=32, doc="modality-specific dimensions per modality")
-    p_chg: float = knob(
-        0.75, low=0.5, high=1.0, doc="style-change probability of the partial-change rows"
-    )
-    mixing_layers: int = knob(2, low=1, high=8, doc="layers of each mixing MLP")
-    cond_draws: int = knob(25_000, low=1000, high=1_000_000, doc="draws for the cond. quantile")
-    cond_ratio: float = knob(0.001, low=1e-4, high=0.5, doc="kept quantile of condition numbers")
+    n_c: int = knob(3, Range(1, 32))  # content dimensions (= the encoding size)
+    n_s: int = knob(3, Range(1, 32))  # style dimensions
+    n_m: int = knob(3, Range(1, 32))  # modality-specific dimensions per modality
+    # style-change probability of the partial-change rows
+    p_chg: float = knob(0.75, Range(0.5, 1.0))
+    mixing_layers: int = knob(2, Range(1, 8))  # layers of each mixing MLP
+    cond_draws: int = knob(25_000, Range(1000, 1_000_000))  # draws for the cond. quantile
+    cond_ratio: float = knob(0.001, Range(1e-4, 0.5))  # kept quantile of condition numbers
     # training
-    objective: str = knob("clip", choices=OBJECTIVES, doc="main loss: CLIP's or the reference's")
-    hidden: tuple = knob((128, 128, 128), low=1, high=4096, doc="hidden widths of the encoders")
-    lr: float = knob(1e-3, low=1e-6, high=0.1, doc="Adam learning rate")
-    batch_size: int = knob(128, low=16, high=65_536, doc="fresh pairs per step")
-    steps: int = knob(2000, low=1, high=400_000, doc="optimizer steps")
-    grad_clip: float = knob(2.0, low=1e-3, high=1e3, doc="per-replica gradient-norm clip")
-    compile: bool = knob(False, doc="torch.compile the objective")
-    track_evals: int = knob(8, low=0, high=1000, doc="held-out R² evaluations while training")
-    track_points: int = knob(1024, low=100, high=100_000, doc="pairs per tracking split")
+    objective: str = knob("clip", OBJECTIVES)  # main loss: CLIP's or the reference's
+    hidden: tuple = knob((128, 128, 128), WIDTH)  # hidden widths of the encoders
+    lr: float = knob(1e-3, Range(1e-6, 0.1))  # Adam learning rate
+    batch_size: int = knob(128, Range(16, 65_536))  # fresh pairs per step
+    steps: int = knob(2000, Range(1, 400_000))  # optimizer steps
+    grad_clip: float = knob(2.0, Range(1e-3, 1e3))  # per-replica gradient-norm clip
+    compile: bool = knob(False)  # torch.compile the objective
+    track_evals: int = knob(8, Range(0, 1000))  # held-out R² evaluations while training
+    track_points: int = knob(1024, Range(100, 100_000))  # pairs per tracking split
     # evaluation
-    n_val: int = knob(2048, low=100, high=1_000_000, doc="pairs to fit the regressions")
-    n_test: int = knob(2048, low=100, high=1_000_000, doc="pairs to score them")
-    kernel_points: int = knob(1000, low=100, high=50_000, doc="kernel-ridge training pairs")
-    kernel_alphas: tuple = knob((1.0,), low=1e-8, high=1e4, doc="kernel-ridge penalties")
-    kernel_gammas: tuple = knob((0.1,), low=1e-6, high=1e4, doc="RBF bandwidths")
+    n_val: int = knob(2048, Range(100, 1_000_000))  # pairs to fit the regressions
+    n_test: int = knob(2048, Range(100, 1_000_000))  # pairs to score them
+    kernel_points: int = knob(1000, Range(100, 50_000))  # kernel-ridge training pairs
+    kernel_alphas: tuple = knob((1.0,), Range(1e-8, 1e4))  # kernel-ridge penalties
+    kernel_gammas: tuple = knob((0.1,), Range(1e-6, 1e4))  # RBF bandwidths
     # side experiments
-    sweep_sizes: tuple = knob(
-        (1, 2, 3, 4, 6, 9), low=1, high=256, doc="encoding sizes swept (n_c is always added)"
-    )
-    sweep_seeds: int = knob(1, low=1, high=16, doc="replica ids per swept size")
-    leak_df_factors: tuple = knob(
-        (1, 3, 10), low=1, high=1000, doc="Wishart df / n of the leak dose-response"
-    )
-    leak_seeds: int = knob(4, low=1, high=16, doc="replica ids per dose")
+    # encoding sizes swept (n_c is always added)
+    sweep_sizes: tuple = knob((1, 2, 3, 4, 6, 9), Range(1, 256))
+    sweep_seeds: int = knob(1, Range(1, 16))  # replica ids per swept size
+    # Wishart df / n of the leak dose-response
+    leak_df_factors: tuple = knob((1, 3, 10), Range(1, 1000))
+    leak_seeds: int = knob(4, Range(1, 16))  # replica ids per dose
 
     def check(self) -> None:
         if self.kernel_points > self.n_val:

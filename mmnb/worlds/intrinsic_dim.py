@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from mmnb.config import WorldConfig, check_choice, check_range, knob
+from mmnb.ranges import LEARNING_RATE, STEPS, TEMPERATURE, WIDTH, Range
 from mmnb.runtime import stream
 
 __all__ = [
@@ -66,44 +67,38 @@ class IntrinsicDimConfig(WorldConfig):
         "monitor_every": 50,
     }
 
-    k: int = knob(5, low=1, high=1000, doc="intrinsic dimension of the shared latent z")
-    dim: int = knob(20, low=2, high=1000, doc="dimension of each modality")
-    link: str = knob("linear", choices=("linear", "smooth"), doc="link of the main world")
-    other_links: tuple = knob(
-        ("smooth", "truncation"), choices=LINKS, doc="links also trained at d_main (k = k)"
-    )
-    other_ks: tuple = knob((3, 8), low=1, high=1000, doc="latent dimensions also trained")
-    contraction: float = knob(0.9, low=0.0, high=0.99, doc="Lipschitz constant of c·tanh(zA)")
-    n_train: int = knob(4000, low=2, high=1_000_000, doc="training pairs")
-    n_test: int = knob(2000, low=30, high=100_000, doc="test pairs (ID, probes, retrieval)")
-    n_reference: int = knob(1000, low=1, high=100_000, doc="held-out pairs of the mean norm")
-    epochs: int = knob(50, low=1, high=100_000, doc="passes over the training pairs")
-    batch_size: int = knob(256, low=2, high=65_536, doc="pairs per minibatch")
-    lr: float = knob(1e-3, low=1e-7, high=1.0, doc="Adam learning rate of the encoders")
-    tau_lr: float = knob(1e-2, low=0.0, high=1.0, doc="Adam learning rate of log(τ − floor)")
-    weight_decay: float = knob(1e-4, low=0.0, high=1.0, doc="weight decay of the encoders")
-    hidden: tuple = knob((50, 50, 50), low=1, high=4096, doc="hidden widths of both MLPs")
-    normalization: str = knob("l2", choices=NORMALIZATIONS, doc="unit sphere or mean norm")
-    tau_init: float = knob(1.0, low=1e-3, high=100.0, doc="starting temperature")
-    tau_floor: float = knob(1e-4, low=0.0, high=1.0, doc="τ = floor + exp(s)")
-    out_dims: tuple = knob(
-        (2, 3, 4, 5, 6, 8, 16, 32, 64), low=1, high=1024, doc="output dimensions d (learned τ)"
-    )
-    d_main: int = knob(16, low=1, high=1024, doc="output dimension of the other runs")
-    fixed_taus: tuple = knob(
-        (5.0, 2.0, 1.0, 0.5, 0.1, 0.03), low=1e-3, high=100.0, doc="fixed temperatures"
-    )
-    sub_batches: tuple = knob(
-        (4,), low=2, high=1024, doc="learned-τ runs whose batch is split into this many"
-    )
-    n_divisors: tuple = knob(
-        (4, 2), low=2, high=1000, doc="learned-τ runs on the first n_train // divisor pairs"
-    )
-    id_neighbors: int = knob(20, low=2, high=1000, doc="neighbours of the MLE")
-    probe_neighbors: int = knob(10, low=1, high=1000, doc="neighbours of the k-NN R² probe")
-    probe_folds: int = knob(5, low=2, high=20, doc="folds of the k-NN R² probe")
-    record_every: int = knob(10, low=1, high=100_000, doc="steps between history records")
-    monitor_every: int = knob(5, low=1, high=100_000, doc="epochs between ID/alignment reads")
+    k: int = knob(5, Range(1, 1000))  # intrinsic dimension of the shared latent z
+    dim: int = knob(20, Range(2, 1000))  # dimension of each modality
+    link: str = knob("linear", ("linear", "smooth"))  # link of the main world
+    # links also trained at d_main (k = k)
+    other_links: tuple = knob(("smooth", "truncation"), LINKS)
+    other_ks: tuple = knob((3, 8), Range(1, 1000))  # latent dimensions also trained
+    contraction: float = knob(0.9, Range(0.0, 0.99))  # Lipschitz constant of c·tanh(zA)
+    n_train: int = knob(4000, Range(2, 1_000_000))  # training pairs
+    n_test: int = knob(2000, Range(30, 100_000))  # test pairs (ID, probes, retrieval)
+    n_reference: int = knob(1000, Range(1, 100_000))  # held-out pairs of the mean norm
+    epochs: int = knob(50, Range(1, 100_000))  # passes over the training pairs
+    batch_size: int = knob(256, Range(2, 65_536))  # pairs per minibatch
+    lr: float = knob(1e-3, LEARNING_RATE)  # Adam learning rate of the encoders
+    tau_lr: float = knob(1e-2, Range(0.0, 1.0))  # Adam learning rate of log(τ − floor)
+    weight_decay: float = knob(1e-4, Range(0.0, 1.0))  # weight decay of the encoders
+    hidden: tuple = knob((50, 50, 50), WIDTH)  # hidden widths of both MLPs
+    normalization: str = knob("l2", NORMALIZATIONS)  # unit sphere or mean norm
+    tau_init: float = knob(1.0, TEMPERATURE)  # starting temperature
+    tau_floor: float = knob(1e-4, Range(0.0, 1.0))  # τ = floor + exp(s)
+    # output dimensions d (learned τ)
+    out_dims: tuple = knob((2, 3, 4, 5, 6, 8, 16, 32, 64), Range(1, 1024))
+    d_main: int = knob(16, Range(1, 1024))  # output dimension of the other runs
+    fixed_taus: tuple = knob((5.0, 2.0, 1.0, 0.5, 0.1, 0.03), TEMPERATURE)  # fixed temperatures
+    # learned-τ runs whose batch is split into this many
+    sub_batches: tuple = knob((4,), Range(2, 1024))
+    # learned-τ runs on the first n_train // divisor pairs
+    n_divisors: tuple = knob((4, 2), Range(2, 1000))
+    id_neighbors: int = knob(20, Range(2, 1000))  # neighbours of the MLE
+    probe_neighbors: int = knob(10, Range(1, 1000))  # neighbours of the k-NN R² probe
+    probe_folds: int = knob(5, Range(2, 20))  # folds of the k-NN R² probe
+    record_every: int = knob(10, STEPS)  # steps between history records
+    monitor_every: int = knob(5, Range(1, 100_000))  # epochs between ID/alignment reads
 
     def check(self) -> None:
         for name, kk in [("k", self.k), *(("other_ks", kk) for kk in self.other_ks)]:

@@ -20,6 +20,7 @@ from mmnb.config import WorldConfig, check_range, knob
 from mmnb.losses import LearnedTemperature, symmetric_info_nce
 from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
 from mmnb.probes import alignment, topk_retrieval, uniformity
+from mmnb.ranges import LEARNING_RATE, STEPS, TEMPERATURE, WIDTH, Range
 from mmnb.runtime import stream
 from mmnb.train import History, train
 
@@ -35,21 +36,21 @@ class PairedConfig(WorldConfig):
         embed_dim=32, eval_every=100,
     )  # fmt: skip
 
-    shared_dim: int = knob(4, low=1, high=256, doc="k, dimension of the shared latent z")
-    private_dim: int = knob(4, low=1, high=256, doc="p, dimension of each private latent")
-    x_dim: int = knob(16, low=1, high=4096, doc="dimension of the observation x")
-    y_dim: int = knob(16, low=1, high=4096, doc="dimension of the observation y")
-    noise: float = knob(0.1, low=0.0, high=10.0, doc="std of the observation noise")
-    n_train: int = knob(4096, low=16, high=1_000_000, doc="training pairs")
-    n_test: int = knob(512, low=16, high=100_000, doc="held-out pairs")
-    steps: int = knob(800, low=1, high=200_000, doc="optimizer steps")
-    batch_size: int = knob(256, low=2, high=65_536, doc="minibatch size N")
-    lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate")
-    hidden: int = knob(64, low=1, high=4096, doc="width of the encoders' hidden layer")
-    embed_dim: int = knob(8, low=1, high=1024, doc="output dimension d")
-    tau_init: float = knob(1.0, low=0.01, high=100.0, doc="starting learned temperature")
-    fixed_taus: tuple = knob((0.03, 0.1, 0.3, 1.0), low=0.01, high=100.0, doc="frozen τs")
-    eval_every: int = knob(40, low=1, high=200_000, doc="steps between evaluations")
+    shared_dim: int = knob(4, Range(1, 256))  # k, dimension of the shared latent z
+    private_dim: int = knob(4, Range(1, 256))  # p, dimension of each private latent
+    x_dim: int = knob(16, Range(1, 4096))  # dimension of the observation x
+    y_dim: int = knob(16, Range(1, 4096))  # dimension of the observation y
+    noise: float = knob(0.1, Range(0.0, 10.0))  # std of the observation noise
+    n_train: int = knob(4096, Range(16, 1_000_000))  # training pairs
+    n_test: int = knob(512, Range(16, 100_000))  # held-out pairs
+    steps: int = knob(800, STEPS)  # optimizer steps
+    batch_size: int = knob(256, Range(2, 65_536))  # minibatch size N
+    lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate
+    hidden: int = knob(64, WIDTH)  # width of the encoders' hidden layer
+    embed_dim: int = knob(8, Range(1, 1024))  # output dimension d
+    tau_init: float = knob(1.0, TEMPERATURE)  # starting learned temperature
+    fixed_taus: tuple = knob((0.03, 0.1, 0.3, 1.0), TEMPERATURE)  # frozen τs
+    eval_every: int = knob(40, STEPS)  # steps between evaluations
 
     def check(self) -> None:
         check_range("batch_size", self.batch_size, 2, self.n_train, integer=True)

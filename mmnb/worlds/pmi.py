@@ -30,6 +30,7 @@ from mmnb.losses import (
 )
 from mmnb.nets import Replicas, replica_ids, replica_parameter
 from mmnb.probes import pmi_fit
+from mmnb.ranges import FRACTION, LEARNING_RATE, SCALE, STEPS, TEMPERATURE, WIDTH, Range
 from mmnb.runtime import stream
 from mmnb.train import History, train
 from mmnb.worlds.pmi_gaussian import RHO_LIMIT
@@ -71,49 +72,48 @@ class PMIConfig(WorldConfig):
         "eval_every": 200,
     }
     # the ring world
-    n_states: int = knob(64, low=8, high=1024, doc="states of the ring Z_n")
-    width: float = knob(1.5, low=0.1, high=100.0, doc="width of the wrapped Gaussian offset")
-    uniform_mix: float = knob(0.1, low=0.01, high=1.0, doc="weight of the uniform offset")
+    n_states: int = knob(64, Range(8, 1024))  # states of the ring Z_n
+    width: float = knob(1.5, Range(0.1, 100.0))  # width of the wrapped Gaussian offset
+    uniform_mix: float = knob(0.1, Range(0.01, 1.0))  # weight of the uniform offset
     # the free logit table
-    batch_size: int = knob(256, low=2, high=8192, doc="pairs per batch, K")
-    table_steps: int = knob(4000, low=1, high=200_000, doc="steps of the free table")
-    table_lr: float = knob(0.01, low=1e-5, high=1.0, doc="Adam learning rate of the tables")
-    table_init_std: float = knob(0.01, low=0.0, high=10.0, doc="std of the table's initial cells")
-    row_shift_init: float = knob(1.0, low=0.0, high=10.0, doc="std of initial row offsets a(x)")
-    average_last: float = knob(0.5, low=0.0, high=1.0, doc="fraction of steps averaged")
+    batch_size: int = knob(256, Range(2, 8192))  # pairs per batch, K
+    table_steps: int = knob(4000, STEPS)  # steps of the free table
+    table_lr: float = knob(0.01, LEARNING_RATE)  # Adam learning rate of the tables
+    table_init_std: float = knob(0.01, Range(0.0, 10.0))  # std of the table's initial cells
+    row_shift_init: float = knob(1.0, Range(0.0, 10.0))  # std of initial row offsets a(x)
+    average_last: float = knob(0.5, FRACTION)  # fraction of steps averaged
     # batch sizes and the InfoNCE bound
-    batch_sizes: tuple = knob((64, 256, 1024), low=2, high=8192, doc="K of the batch-size runs")
-    pairs_seen: int = knob(2**19, low=2**10, high=2**26, doc="pairs seen by each K run")
-    batch_lr: float = knob(0.02, low=1e-5, high=1.0, doc="learning rate of the K runs")
-    bound_batch_sizes: tuple = knob(
-        (2, 4, 16, 64, 256, 1024), low=2, high=8192, doc="K of the InfoNCE bound"
-    )
-    oracle_batches: int = knob(400, low=10, high=100_000, doc="Monte-Carlo batches of a loss")
+    batch_sizes: tuple = knob((64, 256, 1024), Range(2, 8192))  # K of the batch-size runs
+    pairs_seen: int = knob(2**19, Range(2**10, 2**26))  # pairs seen by each K run
+    batch_lr: float = knob(0.02, LEARNING_RATE)  # learning rate of the K runs
+    # K of the InfoNCE bound
+    bound_batch_sizes: tuple = knob((2, 4, 16, 64, 256, 1024), Range(2, 8192))
+    oracle_batches: int = knob(400, Range(10, 100_000))  # Monte-Carlo batches of a loss
     # embeddings with a cosine or kernel similarity
-    embed_dims: tuple = knob((4, 8, 16), low=1, high=256, doc="embedding dimensions d")
-    embed_steps: int = knob(3000, low=1, high=200_000, doc="steps of the embedding tables")
-    embed_lr: float = knob(0.03, low=1e-5, high=1.0, doc="Adam learning rate of the embeddings")
-    embed_init_std: float = knob(1.0, low=1e-3, high=100.0, doc="std of the initial embeddings")
-    tau_init: float = knob(0.07, low=0.01, high=100.0, doc="initial temperature τ")
-    tau_max: float = knob(1.0, low=0.01, high=100.0, doc="largest temperature (smallest scale)")
-    kernel: str = knob("exact", choices=("exact", "rff"), doc="Gaussian part exact or by RFF")
-    n_features: int = knob(1024, low=1, high=65536, doc="random Fourier features D")
-    sigma: float = knob(0.5, low=0.01, high=10.0, doc="bandwidth σ of the Gaussian kernel")
-    mix_weight: float = knob(0.667, low=0.0, high=1.0, doc="α₁ of mix (α₂ = 1 − α₁)")
+    embed_dims: tuple = knob((4, 8, 16), Range(1, 256))  # embedding dimensions d
+    embed_steps: int = knob(3000, STEPS)  # steps of the embedding tables
+    embed_lr: float = knob(0.03, LEARNING_RATE)  # Adam learning rate of the embeddings
+    embed_init_std: float = knob(1.0, Range(1e-3, 100.0))  # std of the initial embeddings
+    tau_init: float = knob(0.07, TEMPERATURE)  # initial temperature τ
+    tau_max: float = knob(1.0, TEMPERATURE)  # largest temperature (smallest scale)
+    kernel: str = knob("exact", ("exact", "rff"))  # Gaussian part exact or by RFF
+    n_features: int = knob(1024, Range(1, 65536))  # random Fourier features D
+    sigma: float = knob(0.5, Range(0.01, 10.0))  # bandwidth σ of the Gaussian kernel
+    mix_weight: float = knob(0.667, FRACTION)  # α₁ of mix (α₂ = 1 − α₁)
     # the downstream task
-    n_classes: int = knob(8, low=2, high=1024, doc="classes c(y) = ⌊C y / n⌋")
-    probe_l2: float = knob(1e-6, low=0.0, high=10.0, doc="ridge of the linear probe")
-    pmi_scales: tuple = knob((0.5, 0.75, 1.0, 1.25, 1.5), low=0.0, high=100.0, doc="α of α·PMI")
+    n_classes: int = knob(8, Range(2, 1024))  # classes c(y) = ⌊C y / n⌋
+    probe_l2: float = knob(1e-6, Range(0.0, 10.0))  # ridge of the linear probe
+    pmi_scales: tuple = knob((0.5, 0.75, 1.0, 1.25, 1.5), SCALE)  # α of α·PMI
     # the continuous world
-    rho: float = knob(0.8, low=-RHO_LIMIT, high=RHO_LIMIT, doc="correlation ρ of x and y")
-    gauss_x_dim: int = knob(2, low=1, high=64, doc="dimension of x and y")
-    gauss_hidden: int = knob(64, low=1, high=4096, doc="hidden width of the MLPs")
-    gauss_dim: int = knob(8, low=1, high=1024, doc="embedding dimension of the MLPs")
-    gauss_steps: int = knob(1500, low=1, high=200_000, doc="training steps")
-    gauss_batch: int = knob(256, low=2, high=8192, doc="pairs per batch")
-    gauss_lr: float = knob(3e-3, low=1e-6, high=1.0, doc="Adam learning rate")
-    gauss_eval_points: int = knob(512, low=16, high=8192, doc="held-out x's and y's")
-    eval_every: int = knob(100, low=1, high=100_000, doc="steps between evaluations")
+    rho: float = knob(0.8, Range(-RHO_LIMIT, RHO_LIMIT))  # correlation ρ of x and y
+    gauss_x_dim: int = knob(2, Range(1, 64))  # dimension of x and y
+    gauss_hidden: int = knob(64, WIDTH)  # hidden width of the MLPs
+    gauss_dim: int = knob(8, Range(1, 1024))  # embedding dimension of the MLPs
+    gauss_steps: int = knob(1500, STEPS)  # training steps
+    gauss_batch: int = knob(256, Range(2, 8192))  # pairs per batch
+    gauss_lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate
+    gauss_eval_points: int = knob(512, Range(16, 8192))  # held-out x's and y's
+    eval_every: int = knob(100, STEPS)  # steps between evaluations
 
     def check(self) -> None:
         if self.n_classes > self.n_states:

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from mmnb.config import WorldConfig, check_range, knob
 from mmnb.losses import info_nce
 from mmnb.nets import Replicas, replica_ids, replica_parameter
+from mmnb.ranges import SCALE, STEPS, TEMPERATURE, Range
 from mmnb.runtime import stream
 
 __all__ = [
@@ -79,31 +80,31 @@ class SNRConfig(WorldConfig):
     }
 
     # the data model
-    snr: float = knob(5.0 / math.sqrt(2000), low=1e-4, high=10.0, doc="‖μ‖ / (σ_ξ √d)")
-    c_mu: float = knob(3.0, low=0.0, high=100.0, doc="C_μ = ‖μ̃‖ / ‖μ‖")
-    n: int = knob(100, low=4, high=100_000, doc="training samples")
-    d: int = knob(2000, low=3, high=1_000_000, doc="patch dimension")
-    n_test: int = knob(200, low=4, high=1_000_000, doc="OOD test samples")
-    sigma_xi: float = knob(1.0, low=1e-6, high=100.0, doc="noise scale σ_ξ")
-    sigma_eps: float = knob(0.1, low=0.0, high=100.0, doc="augmentation noise σ_ε")
-    nu_norm: float = knob(2.0, low=0.0, high=1000.0, doc="‖ν‖, the OOD test signal along μ")
+    snr: float = knob(5.0 / math.sqrt(2000), Range(1e-4, 10.0))  # ‖μ‖ / (σ_ξ √d)
+    c_mu: float = knob(3.0, SCALE)  # C_μ = ‖μ̃‖ / ‖μ‖
+    n: int = knob(100, Range(4, 100_000))  # training samples
+    d: int = knob(2000, Range(3, 1_000_000))  # patch dimension
+    n_test: int = knob(200, Range(4, 1_000_000))  # OOD test samples
+    sigma_xi: float = knob(1.0, Range(1e-6, 100.0))  # noise scale σ_ξ
+    sigma_eps: float = knob(0.1, SCALE)  # augmentation noise σ_ε
+    nu_norm: float = knob(2.0, Range(0.0, 1000.0))  # ‖ν‖, the OOD test signal along μ
     # the network and its training
-    m: int = knob(50, low=1, high=10_000, doc="ReLU neurons")
-    sigma0: float = knob(0.01, low=0.0, high=10.0, doc="initialization scale σ_0")
-    steps: int = knob(200, low=1, high=200_000, doc="full-batch gradient steps")
-    lr: float = knob(0.01, low=1e-8, high=100.0, doc="step size η")
-    tau: float = knob(0.1, low=1e-3, high=100.0, doc="temperature τ")
-    negatives: str = knob("opposite_label", choices=NEGATIVES, doc="which samples are negatives")
-    eval_every: int = knob(10, low=0, high=200_000, doc="steps between OOD probes (0: end)")
-    rate_steps: int = knob(20, low=2, high=200_000, doc="early steps of the growth-rate fit")
+    m: int = knob(50, Range(1, 10_000))  # ReLU neurons
+    sigma0: float = knob(0.01, Range(0.0, 10.0))  # initialization scale σ_0
+    steps: int = knob(200, STEPS)  # full-batch gradient steps
+    lr: float = knob(0.01, Range(1e-8, 100.0))  # step size η
+    tau: float = knob(0.1, TEMPERATURE)  # temperature τ
+    negatives: str = knob("opposite_label", NEGATIVES)  # which samples are negatives
+    eval_every: int = knob(10, Range(0, 200_000))  # steps between OOD probes (0: end)
+    rate_steps: int = knob(20, Range(2, 200_000))  # early steps of the growth-rate fit
     # the negative control: the same run at a large n·SNR²
-    control_n_snr2: float = knob(8.0, low=1e-4, high=1e4, doc="n·SNR² of the control run")
+    control_n_snr2: float = knob(8.0, Range(1e-4, 1e4))  # n·SNR² of the control run
     # the phase diagram
-    phase_diagram: bool = knob(True, doc="run the phase diagram")
-    phase_n_snr2: tuple = knob((0.25, 0.5, 1.0, 2.0, 4.0), low=1e-4, high=1e4, doc="n·SNR² grid")
-    phase_c_mu: tuple = knob((1.0, 1.7, 3.0, 5.0), low=0.0, high=100.0, doc="C_μ grid")
-    phase_seeds: int = knob(3, low=1, high=64, doc="replicas per grid point")
-    theory_checks: bool = knob(True, doc="assert the theory's predictions")
+    phase_diagram: bool = knob(True)  # run the phase diagram
+    phase_n_snr2: tuple = knob((0.25, 0.5, 1.0, 2.0, 4.0), Range(1e-4, 1e4))  # n·SNR² grid
+    phase_c_mu: tuple = knob((1.0, 1.7, 3.0, 5.0), SCALE)  # C_μ grid
+    phase_seeds: int = knob(3, Range(1, 64))  # replicas per grid point
+    theory_checks: bool = knob(True)  # assert the theory's predictions
 
     def check(self) -> None:
         if self.rate_steps > self.steps:
