@@ -72,6 +72,17 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
+@pytest.fixture
+def sigint_reaches_children():
+    """Children inherit an ignored SIGINT, and the sweep rightly keeps it ignored (as under
+    `nohup`); a shell starts a background job (`pytest ... &`) with SIGINT ignored, so
+    here Ctrl-C is handled again while the test starts its sweep."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_reaches_children")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_stopped_sweep_leaves_no_process_and_resumes(tmp_path: Path, signum: int) -> None:
     """SIGTERM or Ctrl-C stop the sweep; SIGKILL kills it and its runners follow."""
