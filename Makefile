@@ -35,6 +35,7 @@ test: setup lint suite book-fast check-book-fast
 
 lint: setup
 	$(BIN)/ruff check mmnb tests benchmarks tools
+	$(BIN)/ruff format --check mmnb tests benchmarks tools
 
 # includes tests/test_packaging.py: the wheel in a fresh venv runs chapter 00 as in Colab
 # two workers: the chapters and most tests run on one thread each (2 cores here)

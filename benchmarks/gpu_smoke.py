@@ -32,8 +32,8 @@ def shortened(notebook: Path, steps: int) -> dict[str, int]:
 
 
 def classify(returncode: int, log: str) -> str:
-    """"ok"; "checks" when only a theory check failed (expected after a few hundred steps);
-    else "error"."""
+    """The outcome of a run: "ok"; "checks" when only a theory check failed (expected after
+    a few hundred steps); else "error"."""
     if returncode == 0:
         return "ok"
     return "checks" if "AssertionError" in log else "error"

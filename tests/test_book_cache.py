@@ -69,12 +69,18 @@ def test_dependencies_are_the_imported_modules_and_read_files(book):
         for p in (a, b)
     }
     assert deps["a.ipynb"] == {
-        "mmnb/__init__.py", "mmnb/core.py", "mmnb/worlds/__init__.py",
-        "mmnb/worlds/a.py", "mmnb/worlds/helper.py",
+        "mmnb/__init__.py",
+        "mmnb/core.py",
+        "mmnb/worlds/__init__.py",
+        "mmnb/worlds/a.py",
+        "mmnb/worlds/helper.py",
     }
     assert deps["b.ipynb"] == {
-        "mmnb/__init__.py", "mmnb/core.py", "mmnb/worlds/__init__.py",
-        "mmnb/worlds/b.py", "data/table.csv",
+        "mmnb/__init__.py",
+        "mmnb/core.py",
+        "mmnb/worlds/__init__.py",
+        "mmnb/worlds/b.py",
+        "data/table.csv",
     }
 
 

@@ -178,8 +178,18 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "mmnb", src / "mmnb", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-         "--quiet", "-w", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(out),
+        ],
         check=True,
     )
     return next(out.glob("mmnb-*.whl"))
@@ -195,8 +205,17 @@ def _fresh_venv(where: Path, requirements: list[str], *uv_options: str) -> Path:
     python = where / "bin" / "python"
     links = [arg for link in _find_links() for arg in ("--find-links", link)]
     subprocess.run(
-        [_uv(), "pip", "install", "--quiet", "--python", str(python), *links, *uv_options,
-         *requirements],
+        [
+            _uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            *links,
+            *uv_options,
+            *requirements,
+        ],
         check=True,
         env=env,
     )
@@ -224,14 +243,33 @@ def _run_chapter_00_as_in_colab(python: Path, wheel: Path, tmp: Path) -> dict:
         PATH=f"{python.parent}{os.pathsep}{env['PATH']}",  # the kernel runs this python
     )
     done = subprocess.run(
-        [python, "-m", "papermill", CHAPTER_00.name, "out.ipynb", "-k", "python3",
-         "-p", "output_dir", str(work / "metrics"), "--log-level", "WARNING"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+        [
+            python,
+            "-m",
+            "papermill",
+            CHAPTER_00.name,
+            "out.ipynb",
+            "-k",
+            "python3",
+            "-p",
+            "output_dir",
+            str(work / "metrics"),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     where = subprocess.run(
         [python, "-c", "import mmnb; print(mmnb.__file__, mmnb.__version__)"],
-        capture_output=True, text=True, cwd=tmp, check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        check=True,
     ).stdout
     assert str(python.parents[1]) in where, f"mmnb imported from {where}"
     return json.loads((work / "metrics" / "metrics.json").read_text())
@@ -258,9 +296,7 @@ def test_colab_install_newest(wheel, tmp_path):
 def test_colab_install_lower_bounds(wheel, tmp_path):
     """Every dependency at pyproject.toml's lower bound (uv --resolution lowest-direct)."""
     _colab_ready()
-    python = _fresh_venv(
-        tmp_path / "venv", _requirements(wheel), "--resolution", "lowest-direct"
-    )
+    python = _fresh_venv(tmp_path / "venv", _requirements(wheel), "--resolution", "lowest-direct")
     freeze = subprocess.run(
         [_uv(), "pip", "freeze", "--python", str(python)], capture_output=True, text=True
     ).stdout

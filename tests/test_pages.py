@@ -195,7 +195,6 @@ def test_drawing_only_cells_hide_their_code(path):
     ]
     if untagged:
         pytest.fail(
-            f"{path.name}: drawing-only cells without the hide-input tag:\n"
-            + "\n".join(untagged),
+            f"{path.name}: drawing-only cells without the hide-input tag:\n" + "\n".join(untagged),
             pytrace=False,
         )

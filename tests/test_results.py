@@ -21,7 +21,13 @@ def test_round_trip(tmp_path):
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert data["metrics"] == {"acc": 0.5, "n": 3, "t": 1.5, "bad": None}
     assert data["params"] == {
-        "profile": "book", "lr": 1e-3, "tau": None, "seed": 0, "n_seeds": 1, "device": "cpu"}
+        "profile": "book",
+        "lr": 1e-3,
+        "tau": None,
+        "seed": 0,
+        "n_seeds": 1,
+        "device": "cpu",
+    }
     assert set(data["versions"]) >= {"mmnb", "torch", "numpy", "python"}
     assert data["device"] and data["wall_seconds"] >= 0
     assert table.loc["acc", "value"] == 0.5

@@ -67,8 +67,16 @@ def _batches(replicas, seed=0, steps=4):
         seen.append(batch.clone())
         return w.sum()
 
-    train(objective, [w], steps, n_samples=12, batch_size=3, seed=seed, replicas=replicas,
-          progress=False)
+    train(
+        objective,
+        [w],
+        steps,
+        n_samples=12,
+        batch_size=3,
+        seed=seed,
+        replicas=replicas,
+        progress=False,
+    )
     return torch.stack(seen, 1)  # [R, steps, batch]
 
 

@@ -268,8 +268,9 @@ def check_page(driver, page: Path, html_dir: Path, shots: Path | None) -> tuple[
     if math_state != "ready" and ("\\(" in page.read_text() or "\\[" in page.read_text()):
         problems.append(f"MathJax {math_state}: the page's math cannot render")
     problems += [f"dead internal link: {link}" for link in dead_links(found["links"], html_dir)]
-    problems += [f"network request (the book must read offline): {u}"
-                 for u in network_requests(driver)]
+    problems += [
+        f"network request (the book must read offline): {u}" for u in network_requests(driver)
+    ]
     problems += [f"browser console error: {m}" for m in console_errors(driver)]
     if shots is not None:
         screenshot(driver, shots / page.relative_to(html_dir).with_suffix(".png"))
