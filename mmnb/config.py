@@ -69,12 +69,12 @@ def check_range(
 
 def knob(
     default: Any,
-    allowed: Range | Iterable[Any] | None = None,
+    allowed: Range | tuple | list | None = None,
     *,
     optional: bool = False,
     kind: type | None = None,
 ) -> Any:
-    """A config field with its allowed values: a `Range` or a collection of choices.
+    """A config field with its allowed values: a `Range` or a tuple of choices.
 
     The kind of value is read off the default: `int` (an integer in the range), `float`
     (a finite number in the range; ints are accepted), `bool`, `str` (one of the choices,
@@ -85,8 +85,11 @@ def knob(
     """
     if default is None and kind is None:
         raise TypeError("knob(None, ...) needs kind=int, float, bool or str")
-    if isinstance(allowed, str):
-        raise TypeError(f"knob's allowed values are a Range or choices, not the string {allowed!r}")
+    if isinstance(allowed, Range):
+        if isinstance(default, (bool, str)):
+            raise TypeError(f"knob({default!r}, ...): a Range bounds numbers; give choices")
+    elif allowed is not None and not isinstance(allowed, (tuple, list)):
+        raise TypeError(f"knob's allowed values are a Range or a tuple of choices, not {allowed!r}")
     bounds = allowed if isinstance(allowed, Range) else Range()
     meta = {
         "low": bounds.low,

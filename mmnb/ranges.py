@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["FRACTION", "LEARNING_RATE", "SCALE", "STEPS", "TEMPERATURE", "WIDTH", "Range"]
+__all__ = [
+    "FRACTION",
+    "LEARNED_TEMPERATURE",
+    "LEARNING_RATE",
+    "SCALE",
+    "STEPS",
+    "TEMPERATURE",
+    "WIDTH",
+    "Range",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +33,8 @@ class Range:
 STEPS = Range(1, 200_000)  #: optimizer steps, or steps between evaluations
 LEARNING_RATE = Range(1e-7, 1.0)  #: a learning rate of Adam or SGD
 FRACTION = Range(0.0, 1.0)  #: a probability, a share or a weight in [0, 1]
-TEMPERATURE = Range(1e-3, 100.0)  #: a softmax temperature τ
-SCALE = Range(0.0, 100.0)  #: a non-negative std, distance or scale
+TEMPERATURE = Range(1e-3, 100.0)  #: a fixed softmax temperature τ
+#: τ of `mmnb.LearnedTemperature`, learned or fixed: like CLIP it caps 1/τ at 100
+LEARNED_TEMPERATURE = Range(0.01, 100.0)
+SCALE = Range(0.0, 100.0)  #: a non-negative std, distance, scale or scale factor
 WIDTH = Range(1, 4096)  #: the width of a hidden layer

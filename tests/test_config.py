@@ -77,8 +77,14 @@ def test_unknown_profile_and_frozen_fields():
         ToyConfig().replace(lr=-1)
 
 
-def test_a_knob_allows_a_range_or_choices_not_a_bare_string():
+def test_a_knob_allows_a_range_or_a_tuple_of_choices():
     with pytest.raises(TypeError, match="choices"):
         knob("a", "abc")
+    with pytest.raises(TypeError, match="choices"):
+        knob("a", {"a", "b"})  # a set would list the choices in no fixed order
+    with pytest.raises(TypeError, match="Range or a tuple"):
+        knob(3, 1e-6)
+    with pytest.raises(TypeError, match="a Range bounds numbers"):
+        knob(True, Range(0, 1))
     with pytest.raises(TypeError, match="kind"):
         knob(None, Range(0, 1))

@@ -74,12 +74,12 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 @pytest.fixture
 def sigint_reaches_children():
-    """Children inherit an ignored SIGINT, and the sweep rightly keeps it ignored (as under
-    `nohup`); a shell starts a background job (`pytest ... &`) with SIGINT ignored, so
-    here Ctrl-C is handled again while the test starts its sweep."""
+    """A shell without job control (a script, `bash -c`) starts `pytest ... &` with SIGINT
+    ignored; children inherit that, and the sweep rightly keeps an ignored signal ignored.
+    Python's own handler here is reset to the default in the sweep, so Ctrl-C reaches it."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
-    signal.signal(signal.SIGINT, previous)
+    signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 @pytest.mark.usefixtures("sigint_reaches_children")

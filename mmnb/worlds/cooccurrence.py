@@ -29,6 +29,9 @@ from mmnb.ranges import FRACTION, LEARNING_RATE, SCALE, STEPS, TEMPERATURE, WIDT
 __all__ = ["CooccurrenceConfig"]
 
 
+AUGMENTATION = Range(1e-3, 100.0)  # the scale of an augmentation kernel
+
+
 @dataclass(frozen=True)
 class CooccurrenceConfig(WorldConfig):
     """The settings of chapter 02 (defaults: the "book" profile)."""
@@ -80,16 +83,15 @@ class CooccurrenceConfig(WorldConfig):
     captions_per_image: int = knob(3, Range(1, 100))  # m: captions per image
     caption_noise: float = knob(0.1, FRACTION)  # η: P[a caption is wrong]
     noisy_caption_noise: float = knob(0.4, FRACTION)  # η of the noisy-caption row
-    aug_weak: float = knob(1.0, Range(1e-3, 100.0))  # scale of the weak augmentation
-    aug_strong: float = knob(4.0, Range(1e-3, 100.0))  # scale of the strong augmentation
-    # signal-kernel scale of the nuisance-only augmentation
-    aug_nuisance: float = knob(0.3, Range(1e-3, 100.0))
+    aug_weak: float = knob(1.0, AUGMENTATION)  # scale of the weak augmentation
+    aug_strong: float = knob(4.0, AUGMENTATION)  # scale of the strong augmentation
+    aug_nuisance: float = knob(0.3, AUGMENTATION)  # signal-kernel scale, nuisance-only augmentation
     noise_grid: tuple = knob((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), FRACTION)  # η sweep
     m_grid: tuple = knob((1, 2, 3, 5, 8), Range(1, 100))  # m sweep
-    # augmentation scale sweep
-    scale_grid: tuple = knob((0.5, 1.0, 1.5, 2.0, 4.0, 8.0), Range(1e-3, 100.0))
-    # nuisance-only scale sweep
-    nuisance_aug_grid: tuple = knob((0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5), Range(1e-3, 100.0))
+    scale_grid: tuple = knob((0.5, 1.0, 1.5, 2.0, 4.0, 8.0), AUGMENTATION)  # scale sweep
+    nuisance_aug_grid: tuple = knob(  # nuisance-only scale sweep
+        (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5), AUGMENTATION
+    )
     hidden: int = knob(64, WIDTH)  # hidden width of the MLP encoders
     neural_steps: int = knob(1000, STEPS)  # Adam steps of the neural encoders
     neural_batch: int = knob(128, Range(2, 20_000))  # minibatch of the neural encoders

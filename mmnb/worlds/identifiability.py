@@ -90,8 +90,7 @@ class IdentifiabilityConfig(WorldConfig):
     n_c: int = knob(3, Range(1, 32))  # content dimensions (= the encoding size)
     n_s: int = knob(3, Range(1, 32))  # style dimensions
     n_m: int = knob(3, Range(1, 32))  # modality-specific dimensions per modality
-    # style-change probability of the partial-change rows
-    p_chg: float = knob(0.75, Range(0.5, 1.0))
+    p_chg: float = knob(0.75, Range(0.5, 1.0))  # P(style changes), partial-change rows
     mixing_layers: int = knob(2, Range(1, 8))  # layers of each mixing MLP
     cond_draws: int = knob(25_000, Range(1000, 1_000_000))  # draws for the cond. quantile
     cond_ratio: float = knob(0.001, Range(1e-4, 0.5))  # kept quantile of condition numbers
@@ -100,7 +99,7 @@ class IdentifiabilityConfig(WorldConfig):
     hidden: tuple = knob((128, 128, 128), WIDTH)  # hidden widths of the encoders
     lr: float = knob(1e-3, Range(1e-6, 0.1))  # Adam learning rate
     batch_size: int = knob(128, Range(16, 65_536))  # fresh pairs per step
-    steps: int = knob(2000, Range(1, 400_000))  # optimizer steps
+    steps: int = knob(2000, Range(1, 400_000))  # optimizer steps (paper profile: 300,001)
     grad_clip: float = knob(2.0, Range(1e-3, 1e3))  # per-replica gradient-norm clip
     compile: bool = knob(False)  # torch.compile the objective
     track_evals: int = knob(8, Range(0, 1000))  # held-out R² evaluations while training
@@ -112,11 +111,9 @@ class IdentifiabilityConfig(WorldConfig):
     kernel_alphas: tuple = knob((1.0,), Range(1e-8, 1e4))  # kernel-ridge penalties
     kernel_gammas: tuple = knob((0.1,), Range(1e-6, 1e4))  # RBF bandwidths
     # side experiments
-    # encoding sizes swept (n_c is always added)
-    sweep_sizes: tuple = knob((1, 2, 3, 4, 6, 9), Range(1, 256))
+    sweep_sizes: tuple = knob((1, 2, 3, 4, 6, 9), Range(1, 256))  # encoding sizes swept, + n_c
     sweep_seeds: int = knob(1, Range(1, 16))  # replica ids per swept size
-    # Wishart df / n of the leak dose-response
-    leak_df_factors: tuple = knob((1, 3, 10), Range(1, 1000))
+    leak_df_factors: tuple = knob((1, 3, 10), Range(1, 1000))  # Wishart df / n of the leak doses
     leak_seeds: int = knob(4, Range(1, 16))  # replica ids per dose
 
     def check(self) -> None:

@@ -70,8 +70,7 @@ class IntrinsicDimConfig(WorldConfig):
     k: int = knob(5, Range(1, 1000))  # intrinsic dimension of the shared latent z
     dim: int = knob(20, Range(2, 1000))  # dimension of each modality
     link: str = knob("linear", ("linear", "smooth"))  # link of the main world
-    # links also trained at d_main (k = k)
-    other_links: tuple = knob(("smooth", "truncation"), LINKS)
+    other_links: tuple = knob(("smooth", "truncation"), LINKS)  # also trained at d_main (same k)
     other_ks: tuple = knob((3, 8), Range(1, 1000))  # latent dimensions also trained
     contraction: float = knob(0.9, Range(0.0, 0.99))  # Lipschitz constant of c·tanh(zA)
     n_train: int = knob(4000, Range(2, 1_000_000))  # training pairs
@@ -86,14 +85,13 @@ class IntrinsicDimConfig(WorldConfig):
     normalization: str = knob("l2", NORMALIZATIONS)  # unit sphere or mean norm
     tau_init: float = knob(1.0, TEMPERATURE)  # starting temperature
     tau_floor: float = knob(1e-4, Range(0.0, 1.0))  # τ = floor + exp(s)
-    # output dimensions d (learned τ)
-    out_dims: tuple = knob((2, 3, 4, 5, 6, 8, 16, 32, 64), Range(1, 1024))
+    out_dims: tuple = knob(  # output dimensions d (learned τ)
+        (2, 3, 4, 5, 6, 8, 16, 32, 64), Range(1, 1024)
+    )
     d_main: int = knob(16, Range(1, 1024))  # output dimension of the other runs
     fixed_taus: tuple = knob((5.0, 2.0, 1.0, 0.5, 0.1, 0.03), TEMPERATURE)  # fixed temperatures
-    # learned-τ runs whose batch is split into this many
-    sub_batches: tuple = knob((4,), Range(2, 1024))
-    # learned-τ runs on the first n_train // divisor pairs
-    n_divisors: tuple = knob((4, 2), Range(2, 1000))
+    sub_batches: tuple = knob((4,), Range(2, 1024))  # learned-τ runs, batch split into this many
+    n_divisors: tuple = knob((4, 2), Range(2, 1000))  # learned-τ runs on n_train // divisor pairs
     id_neighbors: int = knob(20, Range(2, 1000))  # neighbours of the MLE
     probe_neighbors: int = knob(10, Range(1, 1000))  # neighbours of the k-NN R² probe
     probe_folds: int = knob(5, Range(2, 20))  # folds of the k-NN R² probe

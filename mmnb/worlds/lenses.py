@@ -27,7 +27,7 @@ from mmnb.config import WorldConfig, check_choice, check_range, knob
 from mmnb.losses import LearnedTemperature, spectral_contrastive_loss, symmetric_info_nce
 from mmnb.mixing import invertible_mlp, mix
 from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
-from mmnb.ranges import LEARNING_RATE, SCALE, STEPS, TEMPERATURE, WIDTH, Range
+from mmnb.ranges import LEARNED_TEMPERATURE, LEARNING_RATE, SCALE, STEPS, WIDTH, Range
 from mmnb.runtime import stream
 from mmnb.train import History, train
 
@@ -66,8 +66,8 @@ class LensesConfig(WorldConfig):
     lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate
     hidden: tuple = knob((64, 64), WIDTH)  # hidden widths of the encoders
     embed_dim: int = knob(16, Range(2, 512))  # output dimension d (d ≫ k)
-    tau_init: float = knob(1.0, TEMPERATURE)  # start of the learned τ
-    fixed_tau: float = knob(1.0, TEMPERATURE)  # the large fixed τ of the control
+    tau_init: float = knob(1.0, LEARNED_TEMPERATURE)  # start of the learned τ
+    fixed_tau: float = knob(1.0, LEARNED_TEMPERATURE)  # the large fixed τ of the control
     augment_noise: float = knob(0.5, Range(0.0, 10.0))  # single-modal view noise (× std)
     ood_private_scale: float = knob(3.0, SCALE)  # std of s at OOD test
     id_neighbors: int = knob(20, Range(3, 200))  # neighbours of the MLE dimension

@@ -20,7 +20,7 @@ from mmnb.config import WorldConfig, check_range, knob
 from mmnb.losses import LearnedTemperature, symmetric_info_nce
 from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
 from mmnb.probes import alignment, topk_retrieval, uniformity
-from mmnb.ranges import LEARNING_RATE, STEPS, TEMPERATURE, WIDTH, Range
+from mmnb.ranges import LEARNED_TEMPERATURE, LEARNING_RATE, STEPS, WIDTH, Range
 from mmnb.runtime import stream
 from mmnb.train import History, train
 
@@ -48,8 +48,8 @@ class PairedConfig(WorldConfig):
     lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate
     hidden: int = knob(64, WIDTH)  # width of the encoders' hidden layer
     embed_dim: int = knob(8, Range(1, 1024))  # output dimension d
-    tau_init: float = knob(1.0, TEMPERATURE)  # starting learned temperature
-    fixed_taus: tuple = knob((0.03, 0.1, 0.3, 1.0), TEMPERATURE)  # frozen τs
+    tau_init: float = knob(1.0, LEARNED_TEMPERATURE)  # starting learned temperature
+    fixed_taus: tuple = knob((0.03, 0.1, 0.3, 1.0), LEARNED_TEMPERATURE)  # frozen τs
     eval_every: int = knob(40, STEPS)  # steps between evaluations
 
     def check(self) -> None:

@@ -30,7 +30,15 @@ from mmnb.losses import (
 )
 from mmnb.nets import Replicas, replica_ids, replica_parameter
 from mmnb.probes import pmi_fit
-from mmnb.ranges import FRACTION, LEARNING_RATE, SCALE, STEPS, TEMPERATURE, WIDTH, Range
+from mmnb.ranges import (
+    FRACTION,
+    LEARNED_TEMPERATURE,
+    LEARNING_RATE,
+    SCALE,
+    STEPS,
+    WIDTH,
+    Range,
+)
 from mmnb.runtime import stream
 from mmnb.train import History, train
 from mmnb.worlds.pmi_gaussian import RHO_LIMIT
@@ -86,16 +94,17 @@ class PMIConfig(WorldConfig):
     batch_sizes: tuple = knob((64, 256, 1024), Range(2, 8192))  # K of the batch-size runs
     pairs_seen: int = knob(2**19, Range(2**10, 2**26))  # pairs seen by each K run
     batch_lr: float = knob(0.02, LEARNING_RATE)  # learning rate of the K runs
-    # K of the InfoNCE bound
-    bound_batch_sizes: tuple = knob((2, 4, 16, 64, 256, 1024), Range(2, 8192))
+    bound_batch_sizes: tuple = knob(  # K of the InfoNCE bound
+        (2, 4, 16, 64, 256, 1024), Range(2, 8192)
+    )
     oracle_batches: int = knob(400, Range(10, 100_000))  # Monte-Carlo batches of a loss
     # embeddings with a cosine or kernel similarity
     embed_dims: tuple = knob((4, 8, 16), Range(1, 256))  # embedding dimensions d
     embed_steps: int = knob(3000, STEPS)  # steps of the embedding tables
     embed_lr: float = knob(0.03, LEARNING_RATE)  # Adam learning rate of the embeddings
     embed_init_std: float = knob(1.0, Range(1e-3, 100.0))  # std of the initial embeddings
-    tau_init: float = knob(0.07, TEMPERATURE)  # initial temperature τ
-    tau_max: float = knob(1.0, TEMPERATURE)  # largest temperature (smallest scale)
+    tau_init: float = knob(0.07, LEARNED_TEMPERATURE)  # initial temperature τ
+    tau_max: float = knob(1.0, LEARNED_TEMPERATURE)  # largest temperature (smallest scale)
     kernel: str = knob("exact", ("exact", "rff"))  # Gaussian part exact or by RFF
     n_features: int = knob(1024, Range(1, 65536))  # random Fourier features D
     sigma: float = knob(0.5, Range(0.01, 10.0))  # bandwidth σ of the Gaussian kernel
