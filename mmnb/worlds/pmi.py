@@ -127,11 +127,8 @@ class PMIConfig(WorldConfig):
     def check(self) -> None:
         if self.n_classes > self.n_states:
             raise ValueError(f"n_classes={self.n_classes} must be at most n_states={self.n_states}")
-        low = 1 / MAX_INVERSE_TEMPERATURE
-        if not low <= self.tau_init <= self.tau_max:
-            raise ValueError(
-                f"tau_init={self.tau_init} must lie in [{low}, tau_max={self.tau_max}]"
-            )
+        if self.tau_init > self.tau_max:
+            raise ValueError(f"tau_init={self.tau_init} must be at most tau_max={self.tau_max}")
         for k in self.batch_sizes:
             if self.pairs_seen // k < 1:
                 raise ValueError(f"pairs_seen={self.pairs_seen} is below batch size {k}")
