@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mmnb.config import check_range
+
 __all__ = [
     "DrawAhead",
     "Stream",
@@ -153,8 +155,6 @@ class DrawAhead:
         device: torch.device | str = "cpu",
         ahead: int = 64,
     ) -> None:
-        from mmnb.config import check_range
-
         self.generators, self.draw = list(generators), draw
         self.device = torch.device(device)
         self.ahead = check_range("ahead", ahead, 1, 100_000, integer=True)
@@ -247,8 +247,6 @@ def setup(
     execute several chapters side by side (`make book`, the chapter tests). Returns the
     chosen device.
     """
-    from mmnb.config import check_range
-
     check_range("seed", seed, 0, 2**63 - 1, integer=True)
     check_range("n_seeds", n_seeds, 1, 64, integer=True)
     dev = resolve_device(device)
