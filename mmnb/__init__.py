@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from mmnb import plots, probes
+from mmnb import claims, plots, probes
+from mmnb.claims import NO_CONTROL, Claims, ClaimsFailed, paired
 from mmnb.config import WorldConfig, check_choice, check_range, knob
 from mmnb.losses import (
     LearnedTemperature,
@@ -18,6 +19,9 @@ from mmnb.runtime import available_devices, resolve_device, setup, stream
 from mmnb.train import History, TrainingDiverged, train
 
 __all__ = [
+    "NO_CONTROL",
+    "Claims",
+    "ClaimsFailed",
     "MLP",
     "History",
     "LearnedTemperature",
@@ -27,12 +31,14 @@ __all__ = [
     "WorldConfig",
     "available_devices",
     "check_choice",
+    "claims",
     "check_range",
     "encoder_pair",
     "info_nce",
     "knob",
     "load_results",
     "mean_std",
+    "paired",
     "plots",
     "probes",
     "replica_parameter",

@@ -1,8 +1,9 @@
 """Command line: `python -m mmnb run NOTEBOOK ...`, `sweep NOTEBOOK ...` and `collect DIR`.
 
-Exit status: 0 when every run finished, 1 when a run failed or was interrupted, 2 on bad
-input (nothing ran), 128 + the signal's number when a signal stopped the command (130
-for Ctrl-C, 143 for SIGTERM).
+Exit status: 0 when every run finished (a run whose claims did not hold has finished: its
+numbers are recorded, with the status `claims_failed`), 1 when a run failed or was
+interrupted, 2 on bad input (nothing ran), 128 + the signal's number when a signal stopped
+the command (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if result.status == "ok":
         print(f"finished in {result.wall_seconds} s: {args.out / 'metrics.json'}")
         return 0
+    if result.status == "claims_failed":
+        print(
+            f"finished in {result.wall_seconds} s, numbers recorded ({args.out / 'metrics.json'}); "
+            f"{result.error}",
+            file=sys.stderr,
+        )
+        return 0
     if result.status == "interrupted":
         print(f"run interrupted: {result.error}", file=sys.stderr)
     else:
@@ -201,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(summary.failed)} run(s) failed:", file=sys.stderr)
         for name, error in summary.failed.items():
             print(f"  {name}: {error}  (see {args.out / name / 'error.txt'})", file=sys.stderr)
+    if summary.claims_failed:  # finished and recorded: a theory's claim did not hold there
+        print(f"{len(summary.claims_failed)} run(s) finished with failing claims:", file=sys.stderr)
+        for name, error in summary.claims_failed.items():
+            print(f"  {name}: {error}", file=sys.stderr)
     if summary.interrupted:  # a run's own process was stopped: resume runs it again
         print(f"interrupted, run again to finish: {' '.join(summary.interrupted)}", file=sys.stderr)
     return 1 if summary.failed or summary.interrupted else 0

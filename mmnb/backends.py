@@ -32,6 +32,7 @@ from mmnb.runs import (
     execute_claimed,
     execute_run,
     fail,
+    finish_claims,
     on_signal,
     read_record,
     write_record,
@@ -85,7 +86,8 @@ def watch_parent(parent: int) -> None:
 
 
 def runner_main(task_json: str, fd: str, parent: str) -> int:
-    """The runner: execute one claimed run; exit 0 ok, 1 failed, 3 interrupted."""
+    """The runner: execute one claimed run; exit 0 ok, 1 failed, 3 interrupted, 4 claims
+    failed."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
     watch_parent(int(parent))
@@ -104,13 +106,12 @@ def finish_local(task: RunTask, claim: Claim, process: Any, stopping: bool) -> R
             record = read_record(task.folder)
         except ValueError:
             record = None
-        final = ("ok", "failed", "interrupted")
+        final = ("ok", "claims_failed", "failed", "interrupted")
         if record and record.get("pid") == process.pid and record["status"] in final:
             wall, error = record.get("wall_seconds"), record.get("error", "")
             return RunResult(task.name, record["status"], wall, error)
         if task.finished:  # the notebook saved its metrics, the runner died afterwards
-            write_record(task, "ok")
-            return RunResult(task.name, "ok", None)
+            return finish_claims(task, None)
         code = process.returncode
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         if stopping or -code in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -235,7 +236,7 @@ class DaskRuns:
                 result = future.result()
             except Exception as err:  # the run's workers kept dying
                 result = RunResult(task.name, "failed", None, f"worker failed: {err!r}")
-            if result.status == "ok" and not _appears(task):
+            if result.status in ("ok", "claims_failed") and not _appears(task):
                 raise ValueError(
                     f"run {task.name} finished on a Dask worker, but its metrics.json is not "
                     f"visible here: --out ({Path(task.folder).parent}) must be on a file "

@@ -4,13 +4,16 @@ Every folder directly below `out` that holds a run (a `run.json`, a `metrics.jso
 claim) gives one row. A run's status is
 
 - `ok`: its `metrics.json` is valid (a run made by hand, with no `run.json`, counts too);
+- `claims_failed`: it finished and its `metrics.json` is valid, but a prediction, control
+  or identity it records did not hold (numbers kept; resuming does not run it again);
 - `failed`: the notebook raised, or wrote no metrics (see `error`, and `error.txt`);
 - `running`: a live process holds its claim;
 - `interrupted`: it was stopped, or its process died without recording an outcome;
 - `corrupt`: its `metrics.json` or `run.json` cannot be read or has the wrong shape.
 
-`error` names the file and the reason for a corrupt run. Only `ok` runs count as
-finished: resuming the sweep runs all the others again.
+`error` names the file and the reason for a corrupt run. Only `ok` and `claims_failed`
+runs count as finished: resuming the sweep runs all the others again. Each claim a run
+records gives a column `claim:<name>` with its verdict (holds, fails, undecided, recorded).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmnb.files import read_metrics, write_text_atomic
+from mmnb.files import failing_claims, read_metrics, write_text_atomic
 from mmnb.runs import CLAIM, METRICS, RECORD, claim_holder, read_record
 
 __all__ = ["RESULTS", "collect"]
@@ -53,7 +56,12 @@ def _row(folder: Path) -> tuple[dict[str, Any], list[str]]:
         except ValueError as err:
             problems.insert(0, str(err))
     if data is not None:
-        status = "ok"
+        failing = failing_claims(data)
+        status = "claims_failed" if failing else "ok"
+        if failing:
+            problems.append(f"claims did not hold: {', '.join(failing)}")
+        for claim in data.get("claims", []):
+            row[f"claim:{claim['name']}"] = claim.get("verdict")
         for name, value in data["params"].items():
             row.setdefault(name, value)
         row["device"] = data.get("device")

@@ -131,6 +131,9 @@ class WorldConfig:
     PAPER: ClassVar[dict[str, Any]] = {}
 
     profile: str = knob("book", ("book", "paper"))  # the profile of the defaults
+    # stop the chapter (after saving its metrics) when a prediction, control or identity
+    # fails; off, the claims are recorded and the chapter goes on
+    theory_checks: bool = knob(True)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -104,6 +104,25 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     bad = [name for name, value in data["metrics"].items() if not _is_number(value)]
     if bad:
         raise ValueError(f"{path}: metric(s) {bad} are not numbers")
+    claims = data.get("claims", [])
+    if not isinstance(claims, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) for c in claims
+    ):
+        raise ValueError(f"{path}: 'claims' is not a list of named claims")
     if not _is_number(data.get("wall_seconds")):
         raise ValueError(f"{path}: 'wall_seconds' is not a number")
     return data
+
+
+DECISIVE_KINDS = ("prediction", "control", "identity")  # as mmnb.claims.DECISIVE
+
+
+def failing_claims(data: dict[str, Any]) -> list[str]:
+    """The names of the decisive claims (prediction, control, identity) that a
+    `metrics.json` payload records as failed."""
+    claims = data.get("claims") or []
+    return [
+        str(c.get("name"))
+        for c in claims
+        if isinstance(c, dict) and c.get("kind") in DECISIVE_KINDS and c.get("verdict") == "fails"
+    ]

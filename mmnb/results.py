@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmnb.claims import Claims
 from mmnb.config import WorldConfig
 from mmnb.files import read_metrics, write_json_atomic, write_text_atomic
 from mmnb.runtime import state
@@ -60,17 +61,23 @@ def save_metrics(
     output_dir: str | os.PathLike[str] | None,
     metrics: Mapping[str, Any],
     cfg: WorldConfig | Mapping[str, Any] | None = None,
+    claims: Claims | None = None,
 ) -> pd.DataFrame:
     """Write `metrics.json` into `output_dir` (skipped when empty) and return a table.
 
     The file holds the parameters (the fields of `cfg`, a config or a plain dict, with
     the seed, the number of seeds and the device that `mmnb.setup` recorded), the flat
-    dict of numeric metrics,
-    the versions and the wall time since `mmnb.setup`.
+    dict of numeric metrics, the chapter's `claims` (every claim's record, each claim's
+    mean value also a metric under its name unless the chapter gave that metric), the
+    versions and the wall time since `mmnb.setup`. Call it before `claims.decide`, so a
+    run whose claims fail keeps its numbers.
     """
     from mmnb import __version__
 
     numbers = {name: _number(name, value) for name, value in metrics.items()}
+    records = claims.records() if claims is not None else []
+    for record in records:
+        numbers.setdefault(record["name"], record["mean"])
     if output_dir:
         params = {
             **(cfg.as_dict() if isinstance(cfg, WorldConfig) else dict(cfg or {})),
@@ -81,6 +88,7 @@ def save_metrics(
         payload = {
             "params": {k: _jsonable(v) for k, v in params.items()},
             "metrics": numbers,
+            "claims": records,
             "versions": {
                 "mmnb": __version__,
                 "torch": torch.__version__,

@@ -4,7 +4,8 @@ A run folder holds
 
     .claim          the claim: whoever holds its lock runs this run (host and pid inside)
     run.json        the record: parameters, status, error, wall time
-    metrics.json    written by the notebook; a valid one marks the run finished
+    metrics.json    written by the notebook; a valid one marks the run finished (its
+                    status is `claims_failed` when a claim it records did not hold)
     error.txt       the full error text of a failed run
     <notebook>      the executed notebook (partial when the run failed)
 
@@ -34,7 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmnb.files import read_json, read_metrics, write_json_atomic, write_text_atomic
+from mmnb.files import (
+    failing_claims,
+    read_json,
+    read_metrics,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "Claim",
@@ -46,6 +53,7 @@ __all__ = [
     "execute_claimed",
     "execute_run",
     "fail",
+    "finish_claims",
     "on_signal",
     "read_record",
     "write_record",
@@ -57,7 +65,9 @@ ERROR = "error.txt"
 CLAIM = ".claim"
 OUTPUT_DIR = "output_dir"
 # exit statuses of a runner process
-EXIT = {"ok": 0, "failed": 1, "interrupted": 3}
+EXIT = {"ok": 0, "failed": 1, "interrupted": 3, "claims_failed": 4}
+# a notebook that stops on its own claims raises this (after saving its metrics)
+CLAIMS_FAILED = "ClaimsFailed"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -98,8 +108,9 @@ class RunTask:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What became of one run: `ok`, `failed`, `interrupted`; `busy` (another process
-    holds its claim) or `done` (it finished elsewhere) for a run this process did not run."""
+    """What became of one run: `ok`, `claims_failed` (finished, numbers kept, a claim did
+    not hold), `failed`, `interrupted`; `busy` (another process holds its claim) or `done`
+    (it finished elsewhere) for a run this process did not run."""
 
     name: str
     status: str
@@ -317,14 +328,16 @@ def execute_claimed(task: RunTask) -> RunResult:
         _stop_kernels()
         wall = time.perf_counter() - start
         if task.finished:  # the last cell had already saved the metrics
-            write_record(task, "ok", wall)
-            return RunResult(task.name, "ok", wall)
+            return finish_claims(task, wall)
         error = f"interrupted by {err.args[0]}; the next resume runs it again"
         write_record(task, "interrupted", wall, error)
         return RunResult(task.name, "interrupted", wall, error)
     except PapermillExecutionError as err:
         _armed.clear()
-        return fail(task, time.perf_counter() - start, f"{err.ename}: {err.evalue}", str(err))
+        wall = time.perf_counter() - start
+        if err.ename == CLAIMS_FAILED and task.finished:  # recorded, then stopped on its claims
+            return finish_claims(task, wall)
+        return fail(task, wall, f"{err.ename}: {err.evalue}", str(err))
     except Exception as err:  # a dead kernel or a timeout fails this run, not the sweep
         _armed.clear()
         wall = time.perf_counter() - start
@@ -337,6 +350,16 @@ def execute_claimed(task: RunTask) -> RunResult:
             "it must call mmnb.save_metrics(output_dir, ...)"
         )
         return fail(task, wall, error, error)
+    return finish_claims(task, wall)
+
+
+def finish_claims(task: RunTask, wall: float | None) -> RunResult:
+    """Record a finished run: `ok`, or `claims_failed` naming the claims that did not hold."""
+    failing = failing_claims(read_metrics(Path(task.folder) / METRICS))
+    if failing:
+        error = f"claims did not hold: {', '.join(failing)}"
+        write_record(task, "claims_failed", wall, error)
+        return RunResult(task.name, "claims_failed", wall, error)
     write_record(task, "ok", wall)
     return RunResult(task.name, "ok", wall)
 

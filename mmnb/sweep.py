@@ -173,6 +173,7 @@ class SweepSummary:
     skipped: list[str]
     failed: dict[str, str]
     interrupted: list[str] = field(default_factory=list)
+    claims_failed: dict[str, str] = field(default_factory=dict)  # finished, a claim failed
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -227,6 +228,8 @@ def _drive(tasks: list[RunTask], backend: Any, bar: Any, summary: SweepSummary, 
             summary.ran.append(result.name)
             if result.status == "interrupted":
                 summary.interrupted.append(result.name)
+            elif result.status == "claims_failed":
+                summary.claims_failed[result.name] = result.error
             elif result.status != "ok":
                 summary.failed[result.name] = result.error
                 bar.write(f"run {result.name} failed: {result.error}")

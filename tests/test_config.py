@@ -38,7 +38,16 @@ def test_defaults_are_the_book_profile_and_paper_overrides_them():
         False,
     )
     assert ToyConfig.from_profile("book", hidden=[8, 8]).hidden == (8, 8)
-    assert ToyConfig.knobs() == ["n", "lr", "kind", "learn", "hidden", "tau", "steps"]
+    assert ToyConfig.knobs() == [
+        "theory_checks",
+        "n",
+        "lr",
+        "kind",
+        "learn",
+        "hidden",
+        "tau",
+        "steps",
+    ]
     assert ToyConfig.from_parameters({"profile": "paper", "lr": 0.5, "other": 1}).lr == 0.5
     assert ToyConfig().as_dict()["hidden"] == [64]
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mmnb.config import WorldConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 REQUIRED = ("profile", "seed", "n_seeds", "device", "output_dir")
@@ -44,9 +46,15 @@ def test_chapter_contract(path):
     missing = set(REQUIRED) - names
     assert not missing, f"{path.name}: parameters cell lacks {sorted(missing)}"
     assert "mmnb.setup(" in "".join(_source(c) for c in code)
-    assert "mmnb.save_metrics(output_dir, metrics, cfg)" in _source(code[-1]), (
-        "save_metrics(output_dir, metrics, cfg) in the last cell"
-    )
+    last = _source(code[-1])
+    save = "mmnb.save_metrics(output_dir, metrics, cfg, claims=claims)"
+    decide = "claims.decide(cfg.theory_checks)"
+    assert save in last and decide in last, f"the last cell: {save}, then {decide}"
+    assert last.index(save) < last.index(decide), "claims are recorded before they are decided"
+    for i, cell in enumerate(code):
+        assert not re.search(r"^\s*assert\b", _source(cell), re.M), (
+            f"{path.name}: code cell {i} asserts; state the check as a claim (mmnb.claims)"
+        )
 
 
 CONFIG_CALL = re.compile(r"\b(\w+)\.(\w+Config)\.from_parameters\(globals\(\)\)")
@@ -62,7 +70,9 @@ def test_parameters_cell_covers_the_config(path):
     assert calls, f"{path.name}: build cfg with <world>.<Name>Config.from_parameters(globals())"
     fields: list[str] = []
     for module, cls in calls:
-        fields += getattr(importlib.import_module(f"mmnb.worlds.{module}"), cls).knobs()
+        knobs = getattr(importlib.import_module(f"mmnb.worlds.{module}"), cls).knobs()
+        # the base config's knobs (theory_checks) are shared by a chapter's configs
+        fields += [k for k in knobs if not (k in WorldConfig.knobs() and k in fields)]
     assert len(fields) == len(set(fields)), f"{path.name}: two configs share a knob name"
     assert names - set(REQUIRED) == set(fields), (
         f"{path.name}: parameters cell and config differ: only in the cell "

@@ -104,7 +104,6 @@ class SNRConfig(WorldConfig):
     phase_n_snr2: tuple = knob((0.25, 0.5, 1.0, 2.0, 4.0), Range(1e-4, 1e4))  # n·SNR² grid
     phase_c_mu: tuple = knob((1.0, 1.7, 3.0, 5.0), SCALE)  # C_μ grid
     phase_seeds: int = knob(3, Range(1, 64))  # replicas per grid point
-    theory_checks: bool = knob(True)  # assert the theory's predictions
 
     def check(self) -> None:
         if self.rate_steps > self.steps:
