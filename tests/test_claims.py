@@ -150,3 +150,17 @@ def test_a_run_whose_claims_fail_keeps_its_numbers(tmp_path: Path, kernels_impor
     again = sweep(NOTEBOOK, grid, tmp_path / "runs", jobs=1, progress=False)
     assert again.ran == [] and len(again.skipped) == 4
     assert pd.read_csv(tmp_path / "runs" / "results.csv")["status"].tolist().count("ok") == 2
+
+
+def test_run_command_reports_failing_claims(
+    tmp_path: Path, kernels_import_mmnb, capsys: pytest.CaptureFixture
+) -> None:
+    from mmnb.__main__ import main
+
+    out = tmp_path / "run"
+    assert main(["run", str(NOTEBOOK), "-p", "x", "2.0", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "claims did not hold: x_small" in err and "numbers recorded" in err
+    assert json.loads((out / "run.json").read_text())["status"] == "claims_failed"
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["y"] == 2.0
+    assert "ClaimsFailed" in (out / NOTEBOOK.name).read_text()  # stopped after saving
