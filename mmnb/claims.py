@@ -348,10 +348,11 @@ class Claims:
         return pd.DataFrame(rows).set_index("claim")
 
     def scoreboard(self) -> Any:
-        """The short table of the book's "What the runs show" page."""
-        table = self.table()[["statement", "kind", "value", "verdict"]]
+        """The short table of the book's "What the runs show" page (no claim keys, so that
+        it fits the page): the paper's result, statement, kind, value and verdict."""
+        table = self.table()[["statement", "kind", "value", "verdict"]].reset_index(drop=True)
         table.insert(0, "paper", [c.cite or self.paper for c in self.claims])
-        return table
+        return table.style.hide(axis="index")
 
     def show(self) -> Any:
         """Show the claims table and glue it (`claims_table`, `claims_scoreboard`)."""
