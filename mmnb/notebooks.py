@@ -170,7 +170,7 @@ def check_values(
     A bad value raises the config's `ValueError` (it names the knob and the allowed
     values), prefixed with the run's parameters.
     """
-    from mmnb.sweep import run_name
+    from mmnb.runs import run_name
 
     if known is None:
         known = check_parameters(notebook, [])

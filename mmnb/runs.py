@@ -25,12 +25,14 @@ import errno
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import stat
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ __all__ = [
     "finish_claims",
     "on_signal",
     "read_record",
+    "run_name",
     "write_record",
 ]
 
@@ -265,6 +268,21 @@ def fail(task: RunTask, wall: float | None, error: str, detail: str) -> RunResul
     write_text_atomic(folder / ERROR, detail)
     write_record(task, "failed", wall, _one_line(error))
     return RunResult(task.name, "failed", wall, _one_line(error))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
+
+
+def _token(value: Any) -> str:
+    text = repr(value) if isinstance(value, float) else str(value)
+    return _UNSAFE.sub("-", text)
+
+
+def run_name(params: Mapping[str, Any]) -> str:
+    """The run's folder name, `name=value` pairs joined by `__` (`defaults` when empty)."""
+    if not params:
+        return "defaults"
+    return "__".join(f"{name}={_token(value)}" for name, value in params.items())
 
 
 # --- interruption ----------------------------------------------------------------------

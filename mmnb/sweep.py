@@ -43,6 +43,7 @@ from mmnb.runs import (
     claim_holder,
     execute_run,
     read_record,
+    run_name,
     safe_folder,
 )
 
@@ -62,8 +63,6 @@ __all__ = [
     "run_notebook",
     "sweep",
 ]
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 
 
 class _GridLoader(yaml.SafeLoader):
@@ -121,18 +120,6 @@ def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, the last parameter varying fastest."""
     axes = {name: _axis(name, values) for name, values in grid.items()}
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
-
-
-def _token(value: Any) -> str:
-    text = repr(value) if isinstance(value, float) else str(value)
-    return _UNSAFE.sub("-", text)
-
-
-def run_name(params: Mapping[str, Any]) -> str:
-    """The run's folder name, `name=value` pairs joined by `__` (`defaults` when empty)."""
-    if not params:
-        return "defaults"
-    return "__".join(f"{name}={_token(value)}" for name, value in params.items())
 
 
 def plan_runs(
