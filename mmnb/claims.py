@@ -251,7 +251,11 @@ class Claims:
         flips: str = "",
     ) -> Claim:
         """State one claim (see the module for kinds and rules) and return it."""
-        if any(c.name == name for c in self.claims):
+        previous = next((i for i, c in enumerate(self.claims) if c.name == name), None)
+        if previous is not None and (
+            self.claims[previous].kind,
+            self.claims[previous].statement,
+        ) != (kind, statement):
             raise ValueError(f"claim {name!r} is stated twice")
         controls = (control,) if isinstance(control, str) else tuple(control)
         claim = Claim(
@@ -269,7 +273,10 @@ class Claims:
             flips=flips,
         )
         _check(claim)
-        self.claims.append(claim)
+        if previous is None:
+            self.claims.append(claim)
+        else:  # the same claim again: a cell run twice in Jupyter replaces its claim
+            self.claims[previous] = claim
         return claim
 
     def prediction(self, name: str, statement: str, values: Any, op: str, threshold: float,

@@ -85,6 +85,9 @@ def test_a_prediction_names_a_stated_control() -> None:
         board.records()
     with pytest.raises(ValueError, match="stated twice"):
         board.finding("p", "again", [1.0])
+    # a cell run again in Jupyter states the same claim again: it replaces the first
+    board.prediction("p", "s", [2.0], ">=", 0.5, source="s", control="missing")
+    assert len(board) == 1 and board["p"].values == (2.0,)
 
 
 def test_decide_lists_every_failing_claim(capsys: pytest.CaptureFixture) -> None:
