@@ -32,13 +32,28 @@ def test_pmi_is_the_log_density_ratio_and_averages_to_the_mutual_information():
 
 @pytest.mark.parametrize("degree", [1, 2, 3])
 def test_hermite_features_are_orthonormal_and_counted_right(degree):
-    a = torch.randn(400_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    n = 400_000
+    a = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     h = lenses.hermite_features(a, degree)
     assert h.shape[1] == degree + 1  # monomials of total degree `degree` in 2 variables
-    torch.testing.assert_close(h.T @ h / len(a), torch.eye(degree + 1, dtype=h.dtype),
-                               atol=0.02, rtol=0)  # fmt: skip
+    # each entry of hᵀh / n within 4.5 of its exact standard errors (about 1e-4 false alarms
+    # over the entries at any seed)
+    se = (lenses.hermite_gram_variance(2, degree) / n).sqrt()
+    assert ((h.T @ h / n - torch.eye(degree + 1, dtype=h.dtype)).abs() / se).max() < 4.5
     lower = lenses.hermite_features(a, degree - 1) if degree > 1 else torch.ones_like(a[:, :1])
-    assert (h.T @ lower / len(a)).abs().max() < 0.02
+    assert (h.T @ lower / n).abs().max() < 0.02
+
+
+def test_hermite_gram_variance_is_exact():
+    # one coordinate: E[h_p² h_q²] = 1, 3, 15, 93 on the diagonal (E[He_3⁴] / 36 = 93),
+    # E[h_1² h_2²] = 5, E[h_1² h_3²] = 7, E[h_2² h_3²] = 31, by hand from the moments
+    # 1, 3, 15, 105, 945 of a standard normal; two coordinates multiply them
+    exact = torch.tensor(
+        [[92.0, 31, 7, 1], [31, 44, 25, 7], [7, 25, 44, 31], [1, 7, 31, 92]], dtype=torch.float64
+    )  # features (0, 3), (1, 2), (2, 1), (3, 0); the diagonal minus E[h_i²]² = 1
+    torch.testing.assert_close(lenses.hermite_gram_variance(2, 3), exact)
+    assert lenses.hermite_gram_variance(1, 1).item() == pytest.approx(2)  # Var(a²)
+    assert lenses.hermite_exponents(2, 3) == [(0, 3), (1, 2), (2, 1), (3, 0)]
 
 
 def test_world_is_invertible_and_reproducible():
@@ -71,6 +86,8 @@ def test_models_train_and_read_out():
     readout = lenses_readouts.pmi_readout(clip, test, cfg.content_corr)
     assert readout.fit.rmse.shape == readout.explained.shape == (2,)
     assert lenses_readouts.heldout_loss(clip, test, cfg.batch_size).shape == (2,)
+    batches = lenses_readouts.heldout_loss(clip, test, cfg.batch_size, per_batch=True)
+    assert batches.shape == (len(test.x) // cfg.batch_size, 2)
     r2 = lenses_readouts.latent_r2(lenses_readouts.embed(clip, test.x, True), test)
     assert r2["content a"].shape == r2["private s_x"].shape == (2,)
     spec = lenses.fit_spectral(data, cfg, out_widths=[3, cfg.embed_dim], replicas=2, seed=0)

@@ -125,12 +125,16 @@ def ood_accuracy(
     return torch.as_tensor(result["test_acc"])
 
 
-def heldout_loss(fit: TwoTowerFit, test: LensesSample, batch_size: int) -> Tensor:
+def heldout_loss(
+    fit: TwoTowerFit, test: LensesSample, batch_size: int, per_batch: bool = False
+) -> Tensor:
     """The CLIP loss, `[R]`, on held-out pairs cut into batches of `batch_size` (the same N
-    as in training, so it compares with log N − I(x; y))."""
+    as in training, so it compares with log N − I(x; y)); with `per_batch`, the loss of
+    each batch, `[B, R]` (for the standard error of their mean)."""
     starts = range(0, len(test.x) - batch_size + 1, batch_size)
     with torch.no_grad():
         u, v, t = fit.f(test.x), fit.g(test.y), fit.temperature()
         losses = [symmetric_info_nce(u[:, i : i + batch_size], v[:, i : i + batch_size], t)
                   for i in starts]  # fmt: skip
-    return torch.stack(losses).mean(0)
+    losses = torch.stack(losses)
+    return losses if per_batch else losses.mean(0)
