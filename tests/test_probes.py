@@ -156,3 +156,31 @@ def test_r2_scores_match_scikit_learn():
     assert grid.mean() >= poor.mean() - 1e-9
     with pytest.raises(ValueError, match="method.*linear.*kernel"):
         r2_scores(x_tr, y_tr, x_te, y_te, "cubic")
+
+
+def test_gaussian_pmi_is_the_log_density_ratio_and_averages_to_the_information():
+    import math
+
+    from scipy.stats import multivariate_normal
+
+    from mmnb.gaussian import gaussian_mutual_information, gaussian_pmi
+
+    rho, d = 0.6, 2
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200_000, d, generator=g, dtype=torch.float64)
+    y = rho * x + math.sqrt(1 - rho**2) * torch.randn(200_000, d, generator=g, dtype=torch.float64)
+    joint = multivariate_normal(cov=[[1, rho], [rho, 1]])
+    by_hand = sum(
+        joint.logpdf(torch.stack([x[:5, c], y[:5, c]], 1).numpy())
+        - multivariate_normal(cov=1).logpdf(x[:5, c].numpy())
+        - multivariate_normal(cov=1).logpdf(y[:5, c].numpy())
+        for c in range(d)
+    )
+    torch.testing.assert_close(gaussian_pmi(x[:5], y[:5], rho), torch.as_tensor(by_hand))
+    pmi = gaussian_pmi(x, y, rho)
+    # the mean PMI is the mutual information, within 5 standard errors
+    se = float(pmi.std()) / math.sqrt(len(pmi))
+    assert abs(float(pmi.mean()) - gaussian_mutual_information(rho, d)) < 5 * se
+    all_pairs = gaussian_pmi(x[:3, None], y[None, :4], rho)
+    assert all_pairs.shape == (3, 4)
+    torch.testing.assert_close(all_pairs[1, 2], gaussian_pmi(x[1], y[2], rho))
