@@ -23,9 +23,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mmnb.locks import Claim
 from mmnb.runs import (
     EXIT,
-    Claim,
     RunResult,
     RunTask,
     claim_run,

@@ -25,7 +25,8 @@ from typing import Any
 import pandas as pd
 
 from mmnb.files import failing_claims, read_metrics, write_text_atomic
-from mmnb.runs import CLAIM, METRICS, RECORD, claim_holder, read_record
+from mmnb.locks import CLAIM, claim_holder
+from mmnb.runs import METRICS, RECORD, read_record
 
 __all__ = ["RESULTS", "collect"]
 

@@ -21,14 +21,9 @@ This module imports nothing heavy at the top: runners start fast.
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import json
 import os
 import re
 import signal
-import socket
-import stat
 import threading
 import time
 import traceback
@@ -44,14 +39,13 @@ from mmnb.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from mmnb.locks import Claim, claim_holder, describe_holder, holder
 
 __all__ = [
-    "Claim",
     "RunInterrupted",
     "RunResult",
     "RunTask",
     "check_kernel",
-    "claim_holder",
     "execute_claimed",
     "execute_run",
     "fail",
@@ -65,13 +59,11 @@ __all__ = [
 METRICS = "metrics.json"
 RECORD = "run.json"
 ERROR = "error.txt"
-CLAIM = ".claim"
 OUTPUT_DIR = "output_dir"
 # exit statuses of a runner process
 EXIT = {"ok": 0, "failed": 1, "interrupted": 3, "claims_failed": 4}
 # a notebook that stops on its own claims raises this (after saving its metrics)
 CLAIMS_FAILED = "ClaimsFailed"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -121,106 +113,6 @@ class RunResult:
     error: str = ""
 
 
-def safe_folder(folder: str | Path) -> Path:
-    """Create the run folder if needed; refuse one that is a symbolic link or not a folder."""
-    folder = Path(folder)
-    if folder.is_symlink():
-        raise ValueError(f"run folder {folder} is a symbolic link; links are not followed")
-    folder.mkdir(parents=True, exist_ok=True)
-    if not stat.S_ISDIR(os.lstat(folder).st_mode):
-        raise ValueError(f"run folder {folder} is not a folder")
-    return folder
-
-
-def _holder() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "since": round(time.time(), 3)}
-
-
-class Claim:
-    """An exclusive claim on a run folder: a `flock` on `<folder>/.claim`."""
-
-    def __init__(self, fd: int, folder: str | Path) -> None:
-        self.fd, self.folder = fd, Path(folder)
-
-    @classmethod
-    def acquire(cls, folder: str | Path, patience: float = 0.2) -> Claim | None:
-        """Claim `folder` (created if needed); None if another process holds it.
-
-        A lock held for less than `patience` seconds (`collect` peeking) does not count.
-        """
-        folder = safe_folder(folder)
-        path = folder / CLAIM
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_CLOEXEC, 0o666)
-        except OSError as err:
-            why = "is a symbolic link" if err.errno == errno.ELOOP else err.strerror
-            raise ValueError(f"cannot claim the run: {path} {why}") from err
-        deadline = time.monotonic() + patience
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        os.close(fd)
-                        return None
-                    time.sleep(0.02)
-        except OSError as err:
-            os.close(fd)
-            raise ValueError(
-                f"cannot lock {path} ({err.strerror}): --out must be on a file system "
-                "with file locks"
-            ) from err
-        claim = cls(fd, folder)
-        claim.note()
-        return claim
-
-    def note(self) -> None:
-        """Write this process's host and pid into the claim file."""
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, json.dumps(_holder()).encode(), 0)
-
-    def release(self) -> None:
-        """Empty the claim file and drop this process's hold of the lock."""
-        if self.fd < 0:
-            return
-        try:
-            os.ftruncate(self.fd, 0)
-        finally:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def claim_holder(folder: str | Path) -> dict[str, Any] | None:
-    """Who holds the run's claim ({host, pid, since}), or None when nobody does."""
-    path = Path(folder) / CLAIM
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:  # held
-            text = os.pread(fd, 4096, 0).decode(errors="replace")
-            try:
-                holder = json.loads(text)
-            except ValueError:
-                holder = None
-            return holder if isinstance(holder, dict) else {"host": "?", "pid": "?"}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def describe_holder(holder: dict[str, Any] | None) -> str:
-    if not holder:
-        return "another process"
-    return f"pid {holder.get('pid')} on {holder.get('host')}"
-
-
 def write_record(task: RunTask, status: str, wall: float | None = None, error: str = "") -> None:
     """Write the run's `run.json` (only the holder of the claim calls this)."""
     record = {
@@ -228,7 +120,7 @@ def write_record(task: RunTask, status: str, wall: float | None = None, error: s
         "status": status,
         "wall_seconds": None if wall is None else round(wall, 3),
         "error": error,
-        **_holder(),
+        **holder(),
     }
     write_json_atomic(Path(task.folder) / RECORD, record)
 
@@ -390,8 +282,8 @@ def claim_run(task: RunTask) -> Claim | RunResult:
     except ValueError as err:
         return RunResult(task.name, "failed", None, str(err))
     if claim is None:
-        holder = describe_holder(claim_holder(task.folder))
-        return RunResult(task.name, "busy", None, f"being run by {holder}")
+        who = describe_holder(claim_holder(task.folder))
+        return RunResult(task.name, "busy", None, f"being run by {who}")
     return claim
 
 

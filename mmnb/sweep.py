@@ -34,17 +34,16 @@ from tqdm.auto import tqdm
 
 from mmnb.backends import DaskRuns, LocalRuns
 from mmnb.collect import RESULTS, collect
+from mmnb.locks import claim_holder, safe_folder
 from mmnb.notebooks import check_parameters, check_values
 from mmnb.runs import (
     RunInterrupted,
     RunResult,
     RunTask,
     check_kernel,
-    claim_holder,
     execute_run,
     read_record,
     run_name,
-    safe_folder,
 )
 
 __all__ = [

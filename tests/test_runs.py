@@ -23,8 +23,9 @@ from mmnb.__main__ import main
 from mmnb.backends import finish_local
 from mmnb.collect import collect
 from mmnb.files import read_metrics, write_json_atomic
+from mmnb.locks import Claim, claim_holder
 from mmnb.notebooks import check_values, notebook_configs
-from mmnb.runs import Claim, RunTask, claim_holder, execute_run, write_record
+from mmnb.runs import RunTask, execute_run, write_record
 from mmnb.sweep import plan_runs, run_notebook, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,7 +308,7 @@ def test_a_claim_is_exclusive_and_dies_with_its_holder(tmp_path: Path) -> None:
     # a holder that dies without releasing: the claim is free at once (no stale claim)
     code = (  # a bare mmnb package: no torch import, a fast start (as a runner does)
         "import sys, time, types; m = types.ModuleType('mmnb'); m.__path__ = [sys.argv[2]]; "
-        "sys.modules['mmnb'] = m; from mmnb.runs import Claim; "
+        "sys.modules['mmnb'] = m; from mmnb.locks import Claim; "
         "c = Claim.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)"
     )
     argv = [sys.executable, "-c", code, task.folder, str(ROOT / "mmnb")]

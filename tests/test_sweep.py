@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from mmnb.__main__ import main, parse_value
+from mmnb.locks import Claim
 from mmnb.plots import phase_diagram
-from mmnb.runs import Claim
 from mmnb.sweep import (
     check_parameters,
     collect,
