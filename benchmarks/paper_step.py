@@ -41,13 +41,13 @@ def paper_step(
     """One training step at the "paper" profile (one replica) and its matmul FLOPs."""
     cfg = identifiability.IdentifiabilityConfig.from_profile("paper")
     pairs = [(identifiability.table(cfg.p_chg)[-1], 0)]
-    model = identifiability.latent_model(cfg, pairs, 0, device)
+    model = identifiability.World(cfg, 0, device, pairs)
     enc = identifiability.make_encoders(cfg, pairs, 0, device)
     params = list(enc.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
     ahead = identifiability.batches_ahead(model, cfg.batch_size)
-    streams = model.streams(0, "data/train", ahead)
-    negatives = model.streams(0, "data/negatives", ahead)
+    streams = model.streams("data/train", ahead)
+    negatives = model.streams("data/negatives", ahead)
 
     def loss() -> torch.Tensor:
         return identifiability.contrastive_loss(

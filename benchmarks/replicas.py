@@ -16,21 +16,17 @@ from benchmarks.timing import seconds_per_call
 from mmnb.losses import (
     LearnedTemperature,
     kernel_similarity,
-    spectral_contrastive_loss,
     symmetric_info_nce,
 )
-from mmnb.nets import MLP
 from mmnb.runtime import DrawAhead
 from mmnb.train import make_optimizer
 from mmnb.worlds import (
-    captions,
-    cooccurrence,
+    contrastive,
+    factorization,
     identifiability,
     intrinsic_dim,
     lenses,
-    paired,
     pmi,
-    pmi_ring,
     snr,
 )
 
@@ -51,8 +47,8 @@ def _optimizer_step(loss_fn: Callable[[], torch.Tensor], params, lr: float) -> S
 def ch00_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 00: MLP encoders, symmetric InfoNCE with a learned temperature, batch 256,
     one minibatch per replica."""
-    cfg = paired.PairedConfig()
-    pairs = paired.PairedWorld.from_config(cfg, seed, device).sample(cfg.n_train)
+    cfg = contrastive.ContrastiveConfig()
+    pairs = contrastive.World(cfg, seed, device).sample(cfg.n_train, "data/train")
     x, y = pairs.x, pairs.y
     f, g = mmnb.encoder_pair(x.shape[1], y.shape[1], [cfg.hidden], cfg.embed_dim, r, seed,
                              device=device)  # fmt: skip
@@ -70,7 +66,7 @@ def ch01_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 01: two-patch ReLU encoders in signal–noise coordinates, multimodal loss,
     full batch (n = 100, d = 2000)."""
     cfg = snr.SNRConfig.from_profile("book")
-    data = snr.make_data(cfg, seed, r, device)
+    data = snr.SNRWorld(cfg, seed, device, r).data()
 
     def encoder(purpose: str, view: str) -> snr.SignalNoiseEncoder:
         weights = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, purpose, device)
@@ -88,36 +84,26 @@ def ch01_step(r: int, seed: int, device: torch.device) -> Step:
 
 
 def ch02_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 02: image MLP and caption table on the minibatch spectral loss (MMCL)."""
-    cfg = cooccurrence.CooccurrenceConfig()
-    world = captions.make_world(cfg, seed, device)
-    x, y = captions.sample_images(world, cfg.pool_size, seed, "data/pool", 0)
-    caps = captions.assign_captions(world, y, cfg.captions_per_image, cfg.caption_noise, seed, 0)
-    f = MLP(x.shape[1], [cfg.hidden], cfg.n_classes, r, seed, device=device)
-    g = mmnb.replica_parameter(
-        lambda gen: 0.1 * torch.randn(world.n_captions, cfg.n_classes, generator=gen),
-        r, seed, "init/caption_table", device,
-    )  # fmt: skip
-    rows = torch.arange(r, device=device)[:, None]
-    m, n = cfg.captions_per_image, cfg.pool_size * cfg.captions_per_image
+    """Chapter 02: the world's own caption encoder (image MLP and caption table) on the
+    minibatch spectral loss (MMCL); minibatches drawn with replacement here."""
+    cfg = factorization.FactorizationConfig()
+    world = factorization.World(cfg, seed, device)
+    x, y = world.sample(cfg.pool_size, "data/pool", 0)
+    caps = world.assign_captions(y, cfg.captions_per_image, cfg.caption_noise, 0)
+    model = factorization.caption_encoder(cfg, x, caps, r, seed)
     batches = DrawAhead(
         [mmnb.stream(seed, "minibatch", k).torch for k in range(r)],
-        lambda gen: torch.randint(n, (cfg.neural_batch,), generator=gen),
+        lambda gen: torch.randint(model.n_pairs, (cfg.neural_batch,), generator=gen),
         device,
     )
-
-    def loss() -> torch.Tensor:
-        pairs = batches()
-        image = pairs // m
-        return spectral_contrastive_loss(f(x[image]), g[rows, caps[image, pairs % m]])
-
-    return _optimizer_step(loss, [*f.parameters(), g], cfg.neural_lr)
+    params = [*model.image_encoder.parameters(), model.caption_table]
+    return _optimizer_step(lambda: model.loss(batches()), params, cfg.neural_lr)
 
 
 def ch03_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 03: embedding tables with a Gaussian-kernel similarity on the ring world."""
     cfg = pmi.PMIConfig()
-    joint = pmi_ring.ring_joint(cfg.n_states, cfg.width, cfg.uniform_mix).to(device)
+    world = pmi.World(cfg, seed, device)
     dim = max(cfg.embed_dims)
 
     def init(gen: torch.Generator) -> torch.Tensor:
@@ -126,12 +112,12 @@ def ch03_step(r: int, seed: int, device: torch.device) -> Step:
     u = mmnb.replica_parameter(init, r, seed, "init/embedding_x", device)
     v = mmnb.replica_parameter(init, r, seed, "init/embedding_y", device)
     tau = LearnedTemperature(r, init=cfg.tau_init).to(device)
-    sampler = pmi_ring.PairSampler(joint, cfg.batch_size, r, seed, device=device)
+    sampler = world.sampler(cfg.batch_size, r)
 
     def loss() -> torch.Tensor:
         table = kernel_similarity(u, v, "gauss", cfg.sigma) / tau().view(-1, 1, 1)
         x, y = sampler.next()
-        return pmi_ring.batch_loss(table, x, y)
+        return pmi.batch_loss(table, x, y)
 
     return _optimizer_step(loss, [u, v, *tau.parameters()], cfg.embed_lr)
 
@@ -140,10 +126,10 @@ def ch04_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 04 ("book"): data drawn per step through the mixing MLPs, two encoders."""
     cfg = identifiability.IdentifiabilityConfig.from_profile("book")
     pairs = identifiability.replicas(identifiability.table(cfg.p_chg)[-1:], r)
-    model = identifiability.latent_model(cfg, pairs, seed, device)
+    model = identifiability.World(cfg, seed, device, pairs)
     enc = identifiability.make_encoders(cfg, pairs, seed, device)
     ahead = identifiability.batches_ahead(model, cfg.batch_size)
-    streams = model.streams(seed, "data/train", ahead)
+    streams = model.streams("data/train", ahead)
     return _optimizer_step(
         lambda: identifiability.contrastive_loss(enc, model, cfg.batch_size, streams),
         enc.parameters(),
@@ -152,27 +138,30 @@ def ch04_step(r: int, seed: int, device: torch.device) -> Step:
 
 
 def ch05_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 05: 20 → 50 → 50 → 50 → 16 encoders, L2-normalized, learned τ, batch 256."""
+    """Chapter 05: the world's own training objective (20 → 50 → 50 → 50 → 16 encoders,
+    L2-normalized, learned τ down to its floor, batch 256), one minibatch per replica."""
     cfg = intrinsic_dim.IntrinsicDimConfig()  # the "book" profile
-    data = intrinsic_dim.draw_data(cfg, cfg.k, cfg.link, seed, device).train
-    f, g = mmnb.encoder_pair(cfg.dim, cfg.dim, cfg.hidden, cfg.d_main, r, seed, device=device)
-    tau = LearnedTemperature(r, cfg.tau_init, floor=cfg.tau_floor).to(device)
+    data = intrinsic_dim.World(cfg, seed, device).splits()
+    run = intrinsic_dim.training_objective(
+        cfg, data.train, data.reference, [cfg.d_main] * r, [None] * r, r, seed
+    )
+    opt = make_optimizer("adam", run.groups, cfg.lr, cfg.weight_decay)
     rng = mmnb.stream(seed, "minibatch", device=device)
 
-    def loss() -> torch.Tensor:
-        idx = rng.randint(cfg.n_train, (cfg.batch_size,))
-        u = torch.nn.functional.normalize(f(data.x[idx]), dim=-1)
-        v = torch.nn.functional.normalize(g(data.y[idx]), dim=-1)
-        return symmetric_info_nce(u, v, tau(), kind="dot")
+    def step() -> None:
+        batch = rng.randint(cfg.n_train, (r, cfg.batch_size))
+        opt.zero_grad(set_to_none=True)
+        run.objective(batch)[0].sum().backward()
+        opt.step()
 
-    return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
+    return step
 
 
 def ch06_step(r: int, seed: int, device: torch.device) -> Step:
     """Chapter 06: CLIP encoders 6 → 64 → 64 → 16 with a learned τ on the mixed Gaussian
     world, batch 256, one minibatch per replica."""
     cfg = lenses.LensesConfig()
-    data = lenses.LensesWorld(cfg, seed, device).sample(cfg.n_train, "data/train")
+    data = lenses.World(cfg, seed, device).sample(cfg.n_train, "data/train")
     dim = data.x.shape[1]
     f, g = mmnb.encoder_pair(dim, dim, cfg.hidden, cfg.embed_dim, r, seed, device=device)
     tau = LearnedTemperature(r, init=cfg.tau_init).to(device)

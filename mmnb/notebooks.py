@@ -95,13 +95,19 @@ def _on_path(folder: Path) -> Iterator[None]:
 def notebook_configs(notebook: str | Path) -> list[type]:
     """The `WorldConfig` classes whose `from_parameters` the notebook calls.
 
-    Found by reading the code (imports and `<name>.<Config>.from_parameters(...)` calls),
-    imported with the notebook's folder on the path, as its kernel would; a class that
-    cannot be found or imported is left out (the kernel then checks the values itself).
+    A chapter of the book is looked up in the registry (`mmnb.worlds.CHAPTERS`, by the
+    notebook's name). Any other notebook's configs are found by reading its code
+    (imports and `<name>.<Config>.from_parameters(...)` calls), imported with the
+    notebook's folder on the path, as its kernel would; a class that cannot be found or
+    imported is left out (the kernel then checks the values itself).
     """
     from mmnb.config import WorldConfig
+    from mmnb.worlds import CHAPTERS, chapter_configs
 
     notebook = Path(notebook)
+    book = Path(__file__).resolve().parents[1] / "chapters"
+    if notebook.stem in CHAPTERS and notebook.resolve().parent == book:
+        return list(chapter_configs(notebook.stem))
     bindings: dict[str, tuple[str, str | None]] = {}
     calls: list[list[str]] = []
     for tree in _cells(notebook):

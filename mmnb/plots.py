@@ -15,18 +15,12 @@ from matplotlib.figure import Figure
 __all__ = [
     "PALETTE",
     "band",
-    "grid_heatmaps",
     "grouped_bars",
-    "growth_rates",
-    "image_grid",
-    "labeled_scatter",
     "matrix_image",
-    "multimodal_latent_graph",
     "panels",
     "phase_diagram",
     "seed_bands",
     "spectrum",
-    "training_curves",
     "use_style",
 ]
 
@@ -110,7 +104,7 @@ def seed_bands(
     return ax
 
 
-def _cell_edges(centers: np.ndarray, log: bool) -> np.ndarray:
+def cell_edges(centers: np.ndarray, log: bool) -> np.ndarray:
     """Cell boundaries halfway between neighbouring grid values (geometrically if `log`)."""
     c = np.log(centers) if log else centers
     if len(c) == 1:
@@ -162,8 +156,8 @@ def phase_diagram(
     if ax is None:
         ax = plt.subplots(constrained_layout=True)[1]
     mesh = ax.pcolormesh(
-        _cell_edges(xs, logx),
-        _cell_edges(ys, logy),
+        cell_edges(xs, logx),
+        cell_edges(ys, logy),
         np.ma.masked_invalid(grid),
         cmap=cmap,
         vmin=vmin,
@@ -216,141 +210,6 @@ def grouped_bars(
     return ax
 
 
-def labeled_scatter(
-    ax: Axes,
-    x: Sequence[float],
-    y: Sequence[float],
-    labels: Sequence[str],
-    color: Sequence[float] | None = None,
-    *,
-    colorbar: str = "",
-    cmap: str = "viridis",
-    **axes_settings: object,
-) -> Axes:
-    """Points (x, y), each with its text label, coloured by `color` (with a colorbar)."""
-    points = ax.scatter(x, y, c=color, cmap=cmap if color is not None else None, s=40,
-                        edgecolors="black", linewidths=0.5, zorder=3)  # fmt: skip
-    for xi, yi, label in zip(x, y, labels, strict=True):
-        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    if color is not None:
-        ax.figure.colorbar(points, ax=ax, label=colorbar)
-    ax.set(**axes_settings)
-    return ax
-
-
-# ----------------------------------------------------------------------------- chapter 01
-
-
-def training_curves(
-    curves: Sequence[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]],
-    panels_: Sequence[tuple[str, str]],
-    log_first: bool = True,
-    chance: float | None = 0.5,
-) -> Figure:
-    """One panel per (`name`, `title`) of `panels_`: each model's curve with a seed band.
-
-    `curves` is a list of (label, {name: (steps, values [T, R])}) pairs, one per model.
-    The first panel gets a log y-axis (`log_first`); the second a dashed chance line.
-    """
-    fig, axes = panels(len(panels_))
-    for ax, (name, title) in zip(axes, panels_, strict=True):
-        for k, (label, series) in enumerate(curves):
-            steps, values = series[name]
-            band(ax, steps, values, label=label, color=PALETTE[(k + 1) % 2 if k < 2 else k])
-        ax.set_title(title)
-        ax.set_xlabel("step")
-    if log_first:
-        axes[0].set_yscale("log")
-    if chance is not None and len(axes) > 1:
-        axes[1].axhline(chance, ls="--", c="gray", lw=1)
-        axes[1].legend()
-    return fig
-
-
-def growth_rates(
-    curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]],
-    fit_steps: int,
-    ax: Axes | None = None,
-) -> Axes:
-    """log(coefficient) against the step with the predicted slope drawn from the same start.
-
-    `curves`: (label, steps [T], values [T, R], predicted per-step rate) per curve; the
-    predicted line is drawn over twice the fit. The shaded span marks the steps of the fit.
-    """
-    if ax is None:
-        ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)[1]
-    for k, (label, steps, values, rate) in enumerate(curves):
-        color = PALETTE[k % len(PALETTE)]
-        logs = np.log(np.asarray(values, dtype=float))
-        band(ax, steps, logs, label=label, color=color)
-        start, near = logs[0].mean(), steps <= steps[0] + 2 * fit_steps
-        ax.plot(steps[near], start + rate * (steps[near] - steps[0]), ls=":", c=color, lw=1.2)
-    ax.axvspan(0, fit_steps, color="0.9", zorder=0)
-    ax.set(xlabel="step", ylabel="log coefficient")
-    ax.legend(fontsize=7, ncol=2)
-    return ax
-
-
-def grid_heatmaps(
-    x: np.ndarray,
-    y: np.ndarray,
-    maps: Sequence[tuple[str, np.ndarray, str, tuple[float, float]]],
-    uncertain: np.ndarray | None = None,
-    window: tuple[float, float, float] | None = None,
-    marker: tuple[float, float] | None = None,
-    xlabel: str = "",
-    ylabel: str = "",
-) -> Figure:
-    """Heat maps over a grid (`maps`: title, values [len(x), len(y)], cmap, (vmin, vmax)),
-    on log axes, each cell annotated with its value.
-
-    `uncertain` (boolean [len(x), len(y)]) hatches the cells whose last-map value is within
-    its uncertainty of 0; `window` = (x_low, x_high, y_low) outlines a region open upwards;
-    `marker` marks one point with a red star.
-    """
-    fig, axes = panels(len(maps), width=3.7, height=3.2)
-    xe, ye = _cell_edges(np.asarray(x, float), True), _cell_edges(np.asarray(y, float), True)
-    for k, (ax, (title, values, cmap, (low, high))) in enumerate(zip(axes, maps, strict=True)):
-        mesh = ax.pcolormesh(xe, ye, np.asarray(values).T, cmap=cmap, vmin=low, vmax=high)
-        fig.colorbar(mesh, ax=ax, shrink=0.85)
-        for (i, j), v in np.ndenumerate(values):
-            ax.text(x[i], y[j], f"{v:.2f}", ha="center", va="center", fontsize=6.5)
-        if uncertain is not None and k == len(maps) - 1:
-            for i, j in zip(*np.nonzero(uncertain), strict=True):
-                width, height = xe[i + 1] - xe[i], ye[j + 1] - ye[j]
-                cell = mpl.patches.Rectangle(
-                    (xe[i], ye[j]), width, height, fill=False, hatch="xx", ec="0.4", lw=0
-                )
-                ax.add_patch(cell)
-        if window is not None:
-            x0, x1, y0 = window
-            box = mpl.patches.Rectangle(
-                (x0, y0), x1 - x0, ye[-1] - y0, fill=False, ec="k", lw=1.2, label="theorem's window"
-            )
-            ax.add_patch(box)
-        if marker is not None:
-            ax.plot(*marker, "*", c="r", ms=9, label="Figure 1")
-        limits = {"xlim": (xe[0], xe[-1]), "ylim": (ye[0], ye[-1])}
-        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title, **limits)
-        ax.set_xticks(x, [f"{v:g}" for v in x])
-        ax.set_yticks(y, [f"{v:g}" for v in y])
-        ax.minorticks_off()
-        ax.grid(False)
-    return fig
-
-
-def image_grid(rows: Sequence[tuple[str, np.ndarray]], titles: Sequence[str]) -> Figure:
-    """Rows of RGB images (`rows`: (row name, images [K, H, W, 3])), one title per column."""
-    size = (0.8 * len(titles), 0.95 * len(rows))
-    fig, axes = plt.subplots(len(rows), len(titles), figsize=size, squeeze=False)
-    for i, (name, images) in enumerate(rows):
-        for j, title in enumerate(titles):
-            axes[i, j].imshow(np.clip(images[j], 0, 1))
-            axes[i, j].set_title(f"{name}: {title}", fontsize=7)
-            axes[i, j].axis("off")
-    return fig
-
-
 def matrix_image(
     ax: Axes,
     values: np.ndarray,
@@ -397,44 +256,4 @@ def spectrum(ax: Axes, singular_values: np.ndarray, rel_tol: float = 1e-10) -> A
     twin.plot(rank, np.sqrt(np.cumsum(s**2) / np.sum(s**2)), c="gray", ls="--")
     twin.set_ylabel("best rank-r correlation", color="gray")
     twin.grid(False)
-    return ax
-
-
-def multimodal_latent_graph(ax: Axes | None = None) -> Axes:
-    """Chapter 04's generative process as a graph: latents c, s, s̃, m1, m2 (white nodes)
-    and the observed pair x1, x2 (shaded), with the optional causal edge c → s dashed."""
-    from matplotlib.patches import FancyBboxPatch
-
-    if ax is None:
-        ax = plt.subplots(figsize=(7.2, 3.3))[1]
-    pos = {"m1": (0, 2), "c": (2, 2.7), "s": (3.2, 2), "st": (4.4, 2), "m2": (6, 2),
-           "x1": (1.6, 0), "x2": (4.4, 0)}  # fmt: skip
-    colors = {"c": PALETTE[2], "s": PALETTE[3], "st": PALETTE[3], "m1": PALETTE[1],
-              "m2": PALETTE[1], "x1": "#555555", "x2": "#555555"}  # fmt: skip
-    labels = {"c": "$c$", "s": "$s$", "st": r"$\tilde s$", "m1": "$m_1$", "m2": "$m_2$",
-              "x1": "$x_1$", "x2": "$x_2$"}  # fmt: skip
-    for key, text in labels.items():
-        observed = key.startswith("x")
-        (x, y), color = pos[key], colors[key]
-        box = FancyBboxPatch((x - 0.42, y - 0.28), 0.84, 0.56, ec=color, lw=1.6,
-                             boxstyle="round,pad=0.02,rounding_size=0.25",
-                             fc=color if observed else "white")  # fmt: skip
-        ax.add_patch(box)
-        ax.text(x, y, text, ha="center", va="center", fontsize=13,
-                color="white" if observed else "black")  # fmt: skip
-    edges = [("c", "x1"), ("s", "x1"), ("m1", "x1"), ("c", "x2"), ("st", "x2"), ("m2", "x2"),
-             ("s", "st"), ("c", "s")]  # fmt: skip
-    for a, b in edges:
-        causal = (a, b) == ("c", "s")
-        ax.annotate("", xy=pos[b], xytext=pos[a], arrowprops=dict(
-            arrowstyle="-|>", lw=1.4, color=PALETTE[4] if causal else "#444444",
-            ls="--" if causal else "-", shrinkA=18, shrinkB=18))  # fmt: skip
-    ax.text(3.8, 2.35, r"$p_{\mathrm{chg}}$", ha="center", fontsize=10)
-    ax.text(2.75, 2.75, r"causal: $s \leftarrow s + Bc + a$", fontsize=9, color=PALETTE[4])
-    ax.text(0.55, 0.85, "$f_1$", fontsize=12)
-    ax.text(5.15, 0.85, "$f_2$", fontsize=12)
-    ax.text(3.0, -0.6, "observed pair (shaded); latents (white)", ha="center", fontsize=9,
-            color="#555555")  # fmt: skip
-    ax.set(xlim=(-0.6, 6.6), ylim=(-0.85, 3.2))
-    ax.axis("off")
     return ax

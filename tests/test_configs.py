@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import pytest
 
-import mmnb.worlds
 from mmnb.config import WorldConfig
+from mmnb.worlds import CHAPTERS, chapter_configs
 
 
 def _configs() -> list[type[WorldConfig]]:
-    found = []
-    for info in pkgutil.iter_modules(mmnb.worlds.__path__):
-        module = importlib.import_module(f"mmnb.worlds.{info.name}")
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, WorldConfig)
-                and value is not WorldConfig
-                and value.__module__ == module.__name__
-            ):
-                found.append(value)
-    return found
+    """Every chapter's configs, as the registry names them."""
+    return [cls for chapter in CHAPTERS for cls in chapter_configs(chapter)]
 
 
 CONFIGS = _configs()

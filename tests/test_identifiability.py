@@ -1,4 +1,5 @@
-"""Chapter 04's world: config, latent law, style oracle, objectives, replicas, evaluation."""
+"""Chapter 04's world: config, latent law, style oracle, objectives, replicas, evaluation,
+and the world protocol."""
 
 import math
 from dataclasses import replace
@@ -8,9 +9,11 @@ import pytest
 import torch
 
 from mmnb.mixing import condition_threshold, unmix
+from mmnb.protocol import Result, World
 from mmnb.train import clip_grad_norm_per_replica_
+from mmnb.worlds import chapter_configs
 from mmnb.worlds import identifiability as world
-from mmnb.worlds.identifiability_latents import ReplicaStreams, Setting
+from mmnb.worlds.identifiability import ReplicaStreams, Setting
 
 Config = world.IdentifiabilityConfig
 
@@ -29,11 +32,11 @@ def table(cfg):
 @pytest.fixture(scope="module")
 def model(cfg, table):
     settings = [*table, replace(table[-1], multiview=True)]
-    return world.latent_model(cfg, [(s, 3) for s in settings], seed=0)
+    return world.World(cfg, 0, pairs=[(s, 3) for s in settings])
 
 
 def test_mixing_is_invertible_and_content_is_shared(cfg, table, model):
-    data = model.sample(500, model.streams(0, "test"))
+    data = model.sample(500, "test")
     multi = slice(0, len(table))  # multi-modal replicas: every layer invertible
     z1 = unmix(data["x1"][multi].double(), model.f1[multi].double())
     z2 = unmix(data["x2"][multi].double(), model.f2[multi].double())
@@ -57,18 +60,18 @@ def test_mixing_weights_have_unit_columns_and_bounded_condition(cfg, table, mode
 
 def test_style_changes_with_probability_p_chg_and_fixed_coordinates_never(cfg):
     settings = [Setting(p) for p in (0.0, 0.3, 0.75, 1.0)] + [Setting(1.0, fixed_style=1)]
-    m = world.latent_model(cfg, [(s, 0) for s in settings], seed=0)
-    data = m.sample(20_000, m.streams(0, "test"))
+    m = world.World(cfg, 0, pairs=[(s, 0) for s in settings])
+    data = m.sample(20_000, "test")
     changed = (data["s_tilde"] != data["s"]).double().mean(1)  # [R, n_s]
     n = 20_000 * cfg.n_s
     for p, rate in zip((0.0, 0.3, 0.75, 1.0), changed[:4].mean(1).tolist(), strict=True):
         assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-12, (p, rate)
     assert changed[4, :-1].min() == 1.0 and changed[4, -1] == 0.0
-    assert torch.equal(world.latent_model(cfg, [(s, 0) for s in settings], 0).f1, m.f1)
+    assert torch.equal(world.World(cfg, 0, pairs=[(s, 0) for s in settings]).f1, m.f1)
 
 
 def test_dependencies_and_blocks(cfg, table, model):
-    data = model.sample(20_000, model.streams(0, "test"))
+    data = model.sample(20_000, "test")
     names = [s.name for s in model.settings]
     indep, causal, stat = (names.index(n) for n in ("p1_indep", "p1_causal", "p1_stat"))
     emp = torch.cov(data["c"][stat].T.double())
@@ -88,12 +91,12 @@ def test_dependencies_and_blocks(cfg, table, model):
 def test_shared_covariance_is_one_matrix_for_every_block(cfg):
     shared = Setting(statistical=True)
     indep = Setting(statistical=True, covariance="independent")
-    m = world.latent_model(cfg, [(shared, 0), (indep, 0)], seed=0)
+    m = world.World(cfg, 0, pairs=[(shared, 0), (indep, 0)])
     cov = m.covariance
     for block in ("s", "m1", "m2", "eps"):
         torch.testing.assert_close(cov[block][0], cov["c"][0])
         assert not torch.allclose(cov[block][1], cov["c"][1])
-    well = world.latent_model(cfg, [(replace(shared, wishart_factor=10), 0)], seed=0)
+    well = world.World(cfg, 0, pairs=[(replace(shared, wishart_factor=10), 0)])
     cond = lambda c: float(torch.linalg.cond(c[0]))  # noqa: E731
     assert cond(well.covariance["c"]) < cond(cov["c"])  # more df, better conditioned
     with pytest.raises(ValueError, match="wishart_factor"):
@@ -103,14 +106,14 @@ def test_shared_covariance_is_one_matrix_for_every_block(cfg):
 def test_style_oracle_closed_form(cfg):
     # one content and one style coordinate, Σ = 1: R²(s | c) = B² / (B² + 1)
     small = cfg.replace(n_c=1, n_s=1, n_m=1, sweep_sizes=(1,))
-    m = world.latent_model(small, [(Setting(0.5, causal=True), 7), (Setting(0.5), 7)], 0)
+    m = world.World(small, 0, pairs=[(Setting(0.5, causal=True), 7), (Setting(0.5), 7)])
     b = m.transform[0, 0, 1].double()  # s = u_s + B c + a, c = u_c
     expected = b**2 / (b**2 + 1)
     torch.testing.assert_close(m.style_oracle("s")[0, 0], expected)
     torch.testing.assert_close(m.style_oracle("s_tilde")[0, 0], b**2 / (b**2 + 1 + 0.5))
     assert m.style_oracle("s")[1].item() == 0.0
     # the oracle is what the best (linear) predictor of s from c achieves on samples
-    data = m.sample(200_000, m.streams(0, "test"))
+    data = m.sample(200_000, "test")
     c, s = data["c"][0, :, 0].double().numpy(), data["s"][0, :, 0].double().numpy()
     fit = np.polyfit(c, s, 1)
     r2 = 1 - np.var(s - np.polyval(fit, c)) / np.var(s)
@@ -119,7 +122,7 @@ def test_style_oracle_closed_form(cfg):
 
 def test_style_oracle_matches_samples_per_coordinate_and_direction(model):
     r = [s.name for s in model.settings].index("p075_stat_causal")
-    data = model.sample(100_000, model.streams(0, "test"))
+    data = model.sample(100_000, "test")
     c, s = data["c"][r].double(), data["s"][r].double()
     a = torch.cat([c, torch.ones(len(c), 1, dtype=torch.float64)], 1)
     directions = torch.linalg.eigh(model.covariance["s"].double())[1]  # [R, n_s, n_s]
@@ -156,10 +159,10 @@ def test_reference_loss_by_hand():
 
 def test_loss_per_replica_and_gradient_clipping(cfg, table):
     pairs = [(table[0], 0), (table[1], 1)]
-    m, enc = world.latent_model(cfg, pairs, 0), world.make_encoders(cfg, pairs, 0)
+    m, enc = world.World(cfg, 0, pairs=pairs), world.make_encoders(cfg, pairs, 0)
     for objective in world.OBJECTIVES:
-        loss = world.contrastive_loss(enc, m, 64, m.streams(0, "a"), objective,
-                                      m.streams(0, "b"))  # fmt: skip
+        loss = world.contrastive_loss(enc, m, 64, m.streams("a"), objective,
+                                      m.streams("b"))  # fmt: skip
         assert loss.shape == (2,) and torch.isfinite(loss).all()
     loss.sum().backward()
     params = list(enc.parameters())
@@ -188,6 +191,7 @@ def test_a_replica_trains_alone_as_in_a_group(cfg, table):
     torch.testing.assert_close(w_alone, together.encoders.g1.layers[0].weight[1])
     torch.testing.assert_close(alone.evaluation.linear[0], together.evaluation.linear[1])
     assert together.r2(table[0]).shape == (1, 5) and together.oracle(table[-1]).shape == (1,)
+    assert isinstance(together, Result) and together.world.pairs == group
 
 
 def test_evaluation_shapes_and_multiview_nan(cfg, table):
@@ -219,7 +223,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="unknown parameter"):
         Config.from_profile("book", encoding_sizes=3)
     with pytest.raises(ValueError, match="block.*s_tilde"):
-        world.latent_model(Config(cond_draws=2000), [(Setting(), 0)], 0).style_oracle("m1")
+        world.World(Config(cond_draws=2000), 0).style_oracle("m1")
     paper = Config.from_profile("paper")
     assert paper.n_c == 5 and paper.steps == 300_001 and paper.lr == Config().lr / 10
     assert Config.from_profile("book", steps=10).track_every == 1
@@ -235,8 +239,8 @@ def test_setting_names_are_unique(table):
 
 
 def test_batches_drawn_ahead_are_the_batches_drawn_one_by_one(model):
-    one_by_one = model.streams(0, "data/train")
-    ahead = model.streams(0, "data/train", ahead=4)
+    one_by_one = model.streams("data/train")
+    ahead = model.streams("data/train", ahead=4)
     for _ in range(6):  # crosses a refill
         a, b = model.sample(16, one_by_one), model.sample(16, ahead)
         for key in ("x1", "x2", "s_tilde"):
@@ -244,3 +248,21 @@ def test_batches_drawn_ahead_are_the_batches_drawn_one_by_one(model):
     with pytest.raises(ValueError, match="draw batches of shape"):
         model.sample(8, ahead)  # these streams serve batches of 16
     assert 1 <= world.batches_ahead(model, 128) <= 64
+
+
+def test_world_follows_the_protocol(cfg):
+    w = world.World(cfg, 4, "cpu")
+    assert isinstance(w, World) and chapter_configs("04_identifiability") == (Config,)
+    assert w.cfg is cfg and w.seed == 4 and w.device == torch.device("cpu")
+    assert w.pairs == [(world.table(cfg.p_chg)[-1], 0)] and "data/train" in w.PURPOSES
+    a = w.sample(8, "data/val")
+    assert a["x1"].shape == (1, 8, cfg.n_c + cfg.n_s + cfg.n_m)
+    # a purpose draws afresh from its streams; streams from `streams` go on
+    assert torch.equal(w.sample(8, "data/val")["x1"], a["x1"])
+    streams = w.streams("data/val")
+    assert torch.equal(w.sample(8, streams)["x1"], a["x1"])
+    assert not torch.equal(w.sample(8, streams)["x1"], a["x1"])
+    assert not torch.equal(w.sample(8, "data/test")["x1"], a["x1"])
+    assert not torch.equal(world.World(cfg, 5).sample(8, "data/val")["x1"], a["x1"])
+    with pytest.raises(ValueError, match="pairs is empty"):
+        world.World(cfg, 0, pairs=[])

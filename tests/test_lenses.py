@@ -1,4 +1,4 @@
-"""Chapter 06's world: closed forms (PMI, mutual information, Hermite functions) and models."""
+"""Chapter 06's world: its sampling, Hermite functions, models and read-outs."""
 
 import math
 
@@ -7,27 +7,38 @@ import pytest
 import torch
 
 import mmnb
+from mmnb.gaussian import gaussian_mutual_information, gaussian_pmi
 from mmnb.mixing import unmix
-from mmnb.worlds import lenses, lenses_readouts
+from mmnb.protocol import World
+from mmnb.worlds import lenses
 
 
-def test_pmi_is_the_log_density_ratio_and_averages_to_the_mutual_information():
+def test_world_content_has_the_mutual_information_of_its_gaussian_pair():
     rho, k = 0.8, 3
-    world = lenses.LensesWorld(lenses.LensesConfig(content_dim=k, content_corr=rho), seed=0)
+    world = lenses.World(lenses.LensesConfig(content_dim=k, content_corr=rho), seed=0)
     s = world.sample(200_000, "data/test")
-    joint = torch.distributions.MultivariateNormal(
-        torch.zeros(2), torch.tensor([[1.0, rho], [rho, 1.0]]))  # fmt: skip
-    normal = torch.distributions.Normal(0.0, 1.0)
-    a, b = s.a[:4], s.b[:6]
-    pairs = torch.stack(torch.broadcast_tensors(a[:, None], b[None]), -1)
-    direct = (joint.log_prob(pairs).sum(-1) - normal.log_prob(a).sum(-1)[:, None]
-              - normal.log_prob(b).sum(-1)[None])  # fmt: skip
-    torch.testing.assert_close(lenses.gaussian_pmi(a, b, rho), direct, rtol=1e-4, atol=1e-4)
-    on_pairs = torch.stack([lenses.gaussian_pmi(s.a[i : i + 1], s.b[i : i + 1], rho)[0, 0]
-                            for i in range(2000)])  # fmt: skip
-    info = lenses.mutual_information(k, rho)
-    assert abs(on_pairs.mean().item() - info) < 0.15, (on_pairs.mean().item(), info)
+    corr = (s.a * s.b).mean(0) / (s.a.std(0) * s.b.std(0))
+    assert ((corr - rho).abs() < 0.01).all(), corr
+    # the PMI of the world's own pairs averages to I(a; b) = I(x; y)
+    info = gaussian_mutual_information(rho, k)
+    on_pairs = gaussian_pmi(s.a, s.b, rho).mean().item()
+    assert abs(on_pairs - info) < 0.05, (on_pairs, info)
     assert info == pytest.approx(-1.5 * math.log(1 - 0.64))
+
+
+def test_world_keeps_the_protocol():
+    cfg = lenses.LensesConfig.from_profile("book")
+    world = lenses.World(cfg, 0, "cpu")
+    assert isinstance(world, World) and lenses.World is lenses.LensesWorld
+    assert (world.cfg, world.seed, world.device) == (cfg, 0, torch.device("cpu"))
+    assert set(world.PURPOSES) == {"data/train", "data/one_pass", "data/test", "data/ood"}
+    with pytest.raises(ValueError, match="purpose='data/val' is not allowed"):
+        world.sample(8, "data/val")
+    # out of distribution, the private latents default to cfg.ood_private_scale
+    ood = world.sample(64, "data/ood")
+    same = world.sample(64, "data/ood", private_scale=cfg.ood_private_scale)
+    torch.testing.assert_close(ood.x, same.x)
+    assert lenses.CONFIGS == (lenses.LensesConfig,)
 
 
 @pytest.mark.parametrize("degree", [1, 2, 3])
@@ -71,7 +82,7 @@ def test_world_is_invertible_and_reproducible():
 
 def test_pmi_weights_keep_the_plausible_cells():
     pmi = torch.tensor([[5.0, -20.0, -20.0], [-20.0, 5.0, 0.0], [-20.0, 4.9, 5.0]])
-    w = lenses_readouts.pmi_weights(pmi)
+    w = lenses.pmi_weights(pmi)
     assert (w.diagonal() > 0).all() and w[0, 1] == 0 and w[2, 0] == 0
 
 
@@ -80,22 +91,22 @@ def test_models_train_and_read_out():
                                            batch_size=32, eval_every=2)  # fmt: skip
     world = lenses.LensesWorld(cfg, seed=0)
     data, test = world.sample(cfg.n_train, "data/train"), world.sample(cfg.n_test, "data/test")
-    clip = lenses.fit_clip(data, cfg, learn=[True, False], replicas=[0, 0], seed=0, probe=test)
+    clip = lenses.fit_clip(cfg, data, learn=[True, False], replicas=[0, 0], seed=0, probe=test)
     assert clip.history.final("tau")[1] == pytest.approx(cfg.fixed_tau)
     assert clip.history["r2_private"].shape == (4, 2)
-    readout = lenses_readouts.pmi_readout(clip, test, cfg.content_corr)
+    readout = lenses.pmi_readout(clip, test, cfg.content_corr)
     assert readout.fit.rmse.shape == readout.explained.shape == (2,)
-    assert lenses_readouts.heldout_loss(clip, test, cfg.batch_size).shape == (2,)
-    batches = lenses_readouts.heldout_loss(clip, test, cfg.batch_size, per_batch=True)
+    assert lenses.heldout_loss(clip, test, cfg.batch_size).shape == (2,)
+    batches = lenses.heldout_loss(clip, test, cfg.batch_size, per_batch=True)
     assert batches.shape == (len(test.x) // cfg.batch_size, 2)
-    r2 = lenses_readouts.latent_r2(lenses_readouts.embed(clip, test.x, True), test)
+    r2 = lenses.latent_r2(lenses.embed(clip, test.x, True), test)
     assert r2["content a"].shape == r2["private s_x"].shape == (2,)
-    spec = lenses.fit_spectral(data, cfg, out_widths=[3, cfg.embed_dim], replicas=2, seed=0)
-    assert (lenses_readouts.embed(spec, test.x, False)[0, :, 3:] == 0).all()
-    single = lenses.fit_single_modal(data, world, cfg, ["noise", "resample"], replicas=2, seed=0)
-    assert lenses_readouts.ood_accuracy(single, data, test, True).shape == (2,)
+    spec = lenses.fit_spectral(cfg, data, out_widths=[3, cfg.embed_dim], replicas=2, seed=0)
+    assert (lenses.embed(spec, test.x, False)[0, :, 3:] == 0).all()
+    single = lenses.fit_single_modal(cfg, world, data, ["noise", "resample"], replicas=2, seed=0)
+    assert lenses.ood_accuracy(single, data, test, True).shape == (2,)
     with pytest.raises(ValueError, match=r"views\[0\]='crop'"):
-        lenses.fit_single_modal(data, world, cfg, ["crop"], replicas=1, seed=0)
+        lenses.fit_single_modal(cfg, world, data, ["crop"], replicas=1, seed=0)
 
 
 def test_single_modal_replica_is_the_same_alone_or_in_a_group():
@@ -103,10 +114,10 @@ def test_single_modal_replica_is_the_same_alone_or_in_a_group():
     world = lenses.LensesWorld(cfg, seed=3)
     data = world.sample(cfg.n_train, "data/train")
     views = ["noise", "resample", "noise"]
-    group = lenses.fit_single_modal(data, world, cfg, views, replicas=[0, 1, 2], seed=3)
-    alone = lenses.fit_single_modal(data, world, cfg, ["resample"], replicas=[1], seed=3)
+    group = lenses.fit_single_modal(cfg, world, data, views, replicas=[0, 1, 2], seed=3)
+    alone = lenses.fit_single_modal(cfg, world, data, ["resample"], replicas=[1], seed=3)
     torch.testing.assert_close(alone.history["loss"][:, 0], group.history["loss"][:, 1])
-    other = lenses.fit_single_modal(data, world, cfg, ["noise"], replicas=[2], seed=3)
+    other = lenses.fit_single_modal(cfg, world, data, ["noise"], replicas=[2], seed=3)
     assert not np.allclose(other.history["loss"][:, 0], group.history["loss"][:, 0])
 
 
@@ -124,11 +135,11 @@ def test_augmentation_noise_is_per_replica_and_crosses_blocks():
 def test_pmi_readout_of_logits_equal_to_pmi_plus_a_constant_is_exact():
     cfg = lenses.LensesConfig.from_profile("book")
     test = lenses.LensesWorld(cfg, seed=0).sample(64, "data/test")
-    pmi = lenses.gaussian_pmi(test.a, test.b, cfg.content_corr)
-    weights = lenses_readouts.pmi_weights(pmi)
+    pmi = gaussian_pmi(test.a[:, None], test.b[None], cfg.content_corr)
+    weights = lenses.pmi_weights(pmi)
     table = torch.stack([pmi + 3.0, 0.5 * pmi])
     fit = mmnb.probes.pmi_fit(table, pmi, weights)
-    readout = lenses_readouts.PMIReadout(table, pmi, weights, fit)
+    readout = lenses.PMIReadout(table, pmi, weights, fit)
     torch.testing.assert_close(readout.shifted_logits()[0], pmi)
     assert readout.explained[0].item() == pytest.approx(1.0, abs=1e-6)
     assert readout.explained[1].item() == pytest.approx(0.75, abs=1e-4)  # 1 − ½²

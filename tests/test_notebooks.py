@@ -1,6 +1,5 @@
 """Every chapter keeps the chapter contract and is committed without outputs."""
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -9,6 +8,7 @@ import pytest
 import yaml
 
 from mmnb.config import WorldConfig
+from mmnb.worlds import chapter_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -57,22 +57,23 @@ def test_chapter_contract(path):
         )
 
 
-CONFIG_CALL = re.compile(r"\b(\w+)\.(\w+Config)\.from_parameters\(globals\(\)\)")
-
-
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_parameters_cell_covers_the_config(path):
-    """Every config field is a knob of the parameters cell, and every knob a config field."""
+    """Every field of the chapter's configs (from the registry) is a knob of the parameters
+    cell, and every knob a config field; the main config is built from the parameters."""
     code = [c for c in _cells(path) if c["cell_type"] == "code"]
     params = next(c for c in code if "parameters" in c.get("metadata", {}).get("tags", []))
     names = {line.split("=")[0].strip() for line in _source(params).splitlines() if "=" in line}
-    calls = CONFIG_CALL.findall("".join(_source(c) for c in code))
-    assert calls, f"{path.name}: build cfg with <world>.<Name>Config.from_parameters(globals())"
+    configs = chapter_configs(path.stem)
+    source = "".join(_source(c) for c in code)
+    for cls in configs:
+        assert f"{cls.__name__}.from_parameters(globals())" in source, (
+            f"{path.name}: build each config with <world>.{cls.__name__}.from_parameters(globals())"
+        )
     fields: list[str] = []
-    for module, cls in calls:
-        knobs = getattr(importlib.import_module(f"mmnb.worlds.{module}"), cls).knobs()
+    for cls in configs:
         # the base config's knobs (theory_checks) are shared by a chapter's configs
-        fields += [k for k in knobs if not (k in WorldConfig.knobs() and k in fields)]
+        fields += [k for k in cls.knobs() if not (k in WorldConfig.knobs() and k in fields)]
     assert len(fields) == len(set(fields)), f"{path.name}: two configs share a knob name"
     assert names - set(REQUIRED) == set(fields), (
         f"{path.name}: parameters cell and config differ: only in the cell "

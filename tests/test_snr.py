@@ -1,4 +1,4 @@
-"""Chapter 01's world: data model, encoder, similarity, losses and read-outs."""
+"""Chapter 01's signal–noise world: data model, encoder, similarity, losses and read-outs."""
 
 import math
 
@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from mmnb.losses import info_nce
+from mmnb.protocol import Result, World
 from mmnb.train import History
 from mmnb.worlds import snr
-from mmnb.worlds import snr_experiment as experiment
+from mmnb.worlds.snr import encoders, losses, measures
 
 
 def tiny_cfg(**knobs) -> snr.SNRConfig:
@@ -23,7 +25,23 @@ def lse(*values: float) -> float:
 @pytest.fixture(scope="module")
 def small():
     cfg = snr.SNRConfig(n=12, d=40, snr=0.3, c_mu=3.0, sigma_eps=0.1, n_test=10)
-    return snr.make_data(cfg, 0, 2)
+    return snr.SNRWorld(cfg, 0, replicas=2).data()
+
+
+def test_world_protocol():
+    cfg = tiny_cfg()
+    world = snr.World(cfg, 0, "cpu", replicas=2)
+    assert isinstance(world, World) and world.PURPOSES == ("data/train", "data/test")
+    assert snr.CONFIGS == (snr.SNRConfig, snr.DigitsConfig)
+    train, test = world.sample(cfg.n, "data/train"), world.sample(7, "data/test")
+    assert train.x.shape == train.x_aug.shape == train.x_text.shape == (2, cfg.n, 2, cfg.d)
+    assert test.x.shape == (2, 7, 2, cfg.d) and test.x_aug is None and test.x_text is None
+    # the data set is the two samples: each purpose has its own streams
+    data = world.data()
+    torch.testing.assert_close(data.x_text, train.x_text)
+    torch.testing.assert_close(data.x_test, world.sample(cfg.n_test, "data/test").x)
+    with pytest.raises(ValueError, match="purpose"):
+        world.sample(3, "data/val")
 
 
 def test_shapes(small):
@@ -55,29 +73,29 @@ def test_data_model(small):
 
 
 def test_snr_as_defined():
-    data = snr.make_data(snr.SNRConfig(), 0, 1)
+    data = snr.SNRWorld(snr.SNRConfig(), 0).data()
     assert data.mu.norm().item() == pytest.approx(5.0, rel=1e-6)
     assert data.snr.item() == pytest.approx(5 / (1.0 * math.sqrt(2000)), rel=1e-6)
     assert data.n_snr2.item() == pytest.approx(1.25, rel=1e-5)  # the paper's Fig. 1
-    two = snr.make_data(snr.SNRConfig(n=10, d=50, snr=0.2, sigma_xi=2.0), 0, 1)
+    two = snr.SNRWorld(snr.SNRConfig(n=10, d=50, snr=0.2, sigma_xi=2.0), 0).data()
     assert two.mu.norm().item() == pytest.approx(0.2 * 2.0 * math.sqrt(50), rel=1e-6)
     assert snr.snr_for(1.25, n=100) == pytest.approx(5 / math.sqrt(2000))
 
 
 def test_per_replica_snr_and_c_mu():
     cfg = snr.SNRConfig(n=8, d=20)
-    data = snr.make_data(cfg, 0, [0, 0], snr=[0.1, 0.3], c_mu=[1.0, 4.0])
+    data = snr.SNRWorld(cfg, 0, replicas=[0, 0], snr=[0.1, 0.3], c_mu=[1.0, 4.0]).data()
     torch.testing.assert_close(data.snr, torch.tensor([0.1, 0.3]))
     ratio = data.mu_text.norm(dim=-1) / data.mu.norm(dim=-1)
     torch.testing.assert_close(ratio, torch.tensor([1.0, 4.0]))
     torch.testing.assert_close(data.xi[0], data.xi[1])  # same replica: same noise draws
     with pytest.raises(ValueError, match="snr"):
-        snr.make_data(cfg, 0, 2, snr=[0.1, 0.2, 0.3])
+        snr.SNRWorld(cfg, 0, replicas=2, snr=[0.1, 0.2, 0.3])
 
 
 def test_streams_are_named_and_independent():
     cfg = snr.SNRConfig(n=50, d=40)
-    data = snr.make_data(cfg, 0, 2)
+    data = snr.SNRWorld(cfg, 0, replicas=2).data()
     # replicas differ, purposes differ, and the noise is not the initial weights' stream
     assert not torch.allclose(data.xi[0], data.xi[1])
     assert not torch.allclose(data.xi[0], data.xi_text[0])
@@ -88,13 +106,13 @@ def test_streams_are_named_and_independent():
     g = snr.PatchEncoder(40, 50, 2, 0, sigma0=1.0, purpose="init/encoder_text").weight
     assert not torch.allclose(w, g.detach())
     # another seed gives other data
-    assert not torch.allclose(snr.make_data(cfg, 1, 2).xi, data.xi)
+    assert not torch.allclose(snr.SNRWorld(cfg, 1, replicas=2).data().xi, data.xi)
 
 
 def test_replicas_equal_runs_alone():
     cfg = tiny_cfg()
-    together = experiment.run(cfg, 3, [0, 1, 2], progress=False)
-    alone = experiment.run(cfg, 3, [1], progress=False)
+    together = snr.fit_snr(cfg, 3, [0, 1, 2], progress=False)
+    alone = snr.fit_snr(cfg, 3, [1], progress=False)
     for model in ("single", "multi"):
         w_all = together.models[model].encoder.weight.detach()
         w_one = alone.models[model].encoder.weight.detach()
@@ -128,19 +146,19 @@ def test_similarity_by_hand():
         ]
     )
     # (1/m) Σ_r Σ_p a_rp b_rp = (1·4 + 2·0.5 + 0·2 + 3·1) / 2
-    assert snr.patch_similarity(a, b).item() == pytest.approx(4.0)
+    assert losses.patch_similarity(a, b).item() == pytest.approx(4.0)
 
 
 def test_stop_gradient_on_second_argument():
     a = torch.rand(2, 5, 2, 3, requires_grad=True)
     b = torch.rand(2, 4, 2, 3, requires_grad=True)
-    snr.patch_similarity(a, b).sum().backward()
+    losses.patch_similarity(a, b).sum().backward()
     assert a.grad is not None and a.grad.abs().sum() > 0
     assert b.grad is None  # no gradient flows through the second argument
     # the same holds through the encoder: Sim(h(x), sg(h(x'))) differentiates h(x) only
     h = snr.PatchEncoder(6, 3, 1, sigma0=1.0)
     x, x2 = torch.randn(1, 4, 2, 6), torch.randn(1, 4, 2, 6, requires_grad=True)
-    snr.patch_similarity(h.activations(x), h.activations(x2)).sum().backward()
+    losses.patch_similarity(h.activations(x), h.activations(x2)).sum().backward()
     assert x2.grad is None
     grad_sg = h.weight.grad.clone()
     h.weight.grad = None
@@ -153,30 +171,29 @@ def test_multimodal_gradients_split_by_direction(small):
     h = snr.PatchEncoder(40, 5, 2, sigma0=0.5)
     g = snr.PatchEncoder(40, 5, 2, sigma0=0.5, purpose="init/encoder_text")
     a, b = h.activations(small.x), g.activations(small.x_text)
-    mask = snr.negatives_mask(small.y)
-    mmnb_info_nce = snr.info_nce
-    mmnb_info_nce(snr.patch_similarity(a, b) / 0.5, mask).sum().backward()  # L(x → x̃)
+    mask = losses.negatives_mask(small.y)
+    info_nce(losses.patch_similarity(a, b) / 0.5, mask).sum().backward()  # L(x → x̃)
     assert h.weight.grad.abs().sum() > 0 and g.weight.grad is None
     h.weight.grad = None
     b = g.activations(small.x_text)
     a = h.activations(small.x)
-    mmnb_info_nce(snr.patch_similarity(b, a) / 0.5, mask).sum().backward()  # L(x̃ → x)
+    info_nce(losses.patch_similarity(b, a) / 0.5, mask).sum().backward()  # L(x̃ → x)
     assert g.weight.grad.abs().sum() > 0 and h.weight.grad is None
 
 
 def test_negatives_mask():
     y = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    mask = snr.negatives_mask(y)[0]
+    mask = losses.negatives_mask(y)[0]
     expected = torch.tensor([[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0]]).bool()
     assert torch.equal(mask, expected)
-    assert snr.negatives_mask(y, "all") is None
+    assert losses.negatives_mask(y, "all") is None
     with pytest.raises(ValueError, match="negatives"):
-        snr.negatives_mask(y, "same_label")
+        losses.negatives_mask(y, "same_label")
 
 
 def test_fast_activations_equal_the_generic_path(small):
     h = snr.PatchEncoder(40, 6, 2, sigma0=0.5)
-    fast = snr.signal_noise_activations(h.weight, small.y, small.mu, small.xi)
+    fast = encoders.signal_noise_activations(h.weight, small.y, small.mu, small.xi)
     torch.testing.assert_close(fast, h.activations(small.x))
     torch.testing.assert_close(h.signal_noise(small, "text"), h.activations(small.x_text))
     torch.testing.assert_close(h.signal_noise(small, "augmented"), h.activations(small.x_aug))
@@ -315,7 +332,7 @@ def test_same_label_samples_are_not_negatives():
     # anchor 0's row only sees samples 1 and 3 as negatives: recompute it both ways
     def row0(d):
         a = h.activations(d.x)
-        s = snr.patch_similarity(a, a)[0, 0]
+        s = losses.patch_similarity(a, a)[0, 0]
         pos = (a[0, 0] * h.activations(d.x_aug)[0, 0]).sum() / 1
         return torch.logsumexp(torch.stack([pos, s[1], s[3]]) / 0.5, 0) - pos / 0.5
 
@@ -331,12 +348,12 @@ def test_read_outs():
     xi = torch.randn(2, 5, 10, generator=gen)
     w = w0.clone()
     w[:, 1] += 0.7 * mu / mu.norm(dim=-1, keepdim=True)
-    gamma = experiment.signal_learning(w, w0, mu)
+    gamma = measures.signal_learning(w, w0, mu)
     torch.testing.assert_close(gamma[:, 1], torch.tensor([0.7, 0.7]))
     torch.testing.assert_close(gamma[:, 0], torch.zeros(2))
     w = w0.clone()
     w[:, 2] += 0.5 * xi[:, 3] / xi[:, 3].norm(dim=-1, keepdim=True)
-    rho = experiment.noise_memorization(w, w0, xi)
+    rho = measures.noise_memorization(w, w0, xi)
     assert rho.shape == (2, 3, 5)
     torch.testing.assert_close(rho[:, 2, 3], torch.tensor([0.5, 0.5]))
     torch.testing.assert_close(rho[:, 0], torch.zeros(2, 5))
@@ -346,15 +363,16 @@ def test_coefficients_include_the_initial_weights():
     w = torch.zeros(1, 2, 3)
     w[0, 1] = torch.tensor([-3.0, 0.0, 4.0])
     mu = torch.tensor([[2.0, 0.0, 0.0]])
-    assert experiment.signal_coefficient(w, mu).item() == pytest.approx(3.0)
+    assert measures.signal_coefficient(w, mu).item() == pytest.approx(3.0)
     xi = torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]])
     # max_r ⟨w_r, ξ_i⟩/‖ξ_i‖ is 4 for ξ_1 and 0 (neuron 0) for ξ_2
-    assert experiment.noise_coefficient(w, xi).item() == pytest.approx(2.0)
+    assert measures.noise_coefficient(w, xi).item() == pytest.approx(2.0)
 
 
 def test_run_smoke_and_summary():
     cfg = tiny_cfg(n=20, d=60, m=6, n_test=20, steps=4, eval_every=2)
-    out = experiment.run(cfg, 0, 2, progress=False)
+    out = snr.fit_snr(cfg, 0, 2, progress=False)
+    assert isinstance(out, Result) and set(out.history) == {"single", "multi"}
     for model in ("single", "multi"):
         hist = out.models[model].history
         assert {"loss", "signal", "noise", "ood_acc", "signal_coef", "noise_coef"} <= set(
@@ -366,11 +384,11 @@ def test_run_smoke_and_summary():
     summary = out.summary()
     assert {"ood_acc_single", "ood_acc_multi", "train_loss_single", "noise_multi"} <= set(summary)
     with pytest.raises(ValueError, match="models"):
-        experiment.run(cfg, 0, 1, models=("triple",))
+        snr.fit_snr(cfg, 0, 1, models=("triple",))
 
 
 def test_predicted_rates():
-    rates = experiment.predicted_rates(snr.SNRConfig())
+    rates = measures.predicted_rates(snr.SNRConfig())
     # η‖μ‖²/(2τm) = 0.01·25/(2·0.1·50) and ησ_ξ²d/(nτm) = 0.01·2000/(100·0.1·50)
     assert rates["rate_signal_single"] == pytest.approx(0.025)
     assert rates["rate_signal_multi"] == pytest.approx(0.075)
@@ -387,13 +405,7 @@ def test_growth_rates_recover_a_known_slope():
                 "noise_coef": torch.tensor([1.0, np.exp(0.2 * t)]),
             },
         )
-    fake = experiment.SNRRun(
-        cfg=tiny_cfg(rate_steps=5),
-        data=None,
-        initial=None,
-        models={"single": experiment.ModelRun("single", hist, None, None)},
-    )
-    rates = experiment.growth_rates(fake)
+    rates = measures.growth_rates({"single": hist}, steps=5)
     np.testing.assert_allclose(rates["rate_signal_single"], [0.03, -0.01], atol=1e-6)
     np.testing.assert_allclose(rates["rate_noise_single"], [0.0, 0.2], atol=1e-6)
 
@@ -402,7 +414,7 @@ def test_phase_diagram_shapes():
     cfg = tiny_cfg(
         steps=3, n_test=40, phase_n_snr2=(0.5, 2.0), phase_c_mu=(1.0, 2.0, 3.0), phase_seeds=2
     )
-    phase = experiment.phase_diagram(cfg, 0, progress=False)
+    phase = snr.phase_diagram(cfg, 0, progress=False)
     assert phase.acc_multi.shape == phase.acc_single.shape == (2, 3, 2)
     # the single-modal model does not see C_μ
     np.testing.assert_array_equal(phase.acc_single[:, 0], phase.acc_single[:, 2])

@@ -53,7 +53,9 @@ def _tensors(sample: object) -> list[torch.Tensor]:
         return [sample]
     if isinstance(sample, (tuple, list)):
         return [t for s in sample for t in _tensors(s)]
-    fields = getattr(sample, "__dataclass_fields__", None) or vars(sample)
+    if isinstance(sample, dict):
+        return [t for s in sample.values() for t in _tensors(s)]
+    fields = getattr(sample, "__dataclass_fields__", None) or getattr(sample, "__dict__", {})
     return [t for name in fields for t in _tensors(getattr(sample, name))]
 
 

@@ -1,0 +1,29 @@
+"""Chapter 00, contrastive learning in one notebook (CLIP: Radford et al., 2021).
+
+A paired world with a known shared latent (`PairedWorld`, built as
+`PairedWorld(cfg, seed, device)`) and CLIP-style training of two encoders with the
+symmetric InfoNCE loss (`fit_encoders(cfg, train_pairs, test_pairs, taus, …)`), one
+replica per seed and temperature; `held_out_measures` reads retrieval, alignment and
+uniformity off held-out pairs.
+"""
+
+from __future__ import annotations
+
+from mmnb.worlds.contrastive.config import ContrastiveConfig
+from mmnb.worlds.contrastive.fit import PairedFit, fit_encoders
+from mmnb.worlds.contrastive.measures import held_out_measures
+from mmnb.worlds.contrastive.world import PairedSample, PairedWorld
+
+__all__ = [
+    "CONFIGS",
+    "ContrastiveConfig",
+    "PairedFit",
+    "PairedSample",
+    "PairedWorld",
+    "World",
+    "fit_encoders",
+    "held_out_measures",
+]
+
+CONFIGS = (ContrastiveConfig,)
+World = PairedWorld

@@ -1,0 +1,33 @@
+"""Chapter 02's own figure: graphs placed by their consistency and diversity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["labeled_scatter"]
+
+
+def labeled_scatter(
+    ax: Axes,
+    x: Sequence[float],
+    y: Sequence[float],
+    labels: Sequence[str],
+    color: Sequence[float] | None = None,
+    *,
+    colorbar: str = "",
+    cmap: str = "viridis",
+    **axes_settings: object,
+) -> Axes:
+    """Points (x, y), each with its text label, coloured by `color` (with a colorbar)."""
+    points = ax.scatter(x, y, c=color, cmap=cmap if color is not None else None, s=40,
+                        edgecolors="black", linewidths=0.5, zorder=3)  # fmt: skip
+    for xi, yi, label in zip(x, y, labels, strict=True):
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if color is not None:
+        ax.figure.colorbar(points, ax=ax, label=colorbar)
+    ax.set(**axes_settings)
+    return ax

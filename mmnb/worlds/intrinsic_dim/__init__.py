@@ -1,0 +1,78 @@
+"""Chapter 05, *Intrinsic dimension*: Gui, Ma and Ma, "Multi-modal Contrastive Learning
+Adapts to Intrinsic Dimensions of Shared Latent Variables" (NeurIPS 2025, arXiv
+2505.12473).
+
+Two modalities share a k-dimensional latent z (`world`); encoders f and g, one replica
+per output dimension or temperature, are trained with the symmetric InfoNCE loss
+(`fit`); their dimension, alignment, retrieval and batch spacing are read off the test
+pairs (`measures`), and a second dimension off the slope of the loss in log τ
+(`tau_slope`).
+
+    config.py     IntrinsicDimConfig
+    world.py      World(cfg, seed, device): the shared-latent world, its links and splits
+    encoders.py   IntrinsicFit: the encoder pair, its temperatures and embeddings
+    fit.py        fit_encoders (and training_objective, one step of it)
+    measures.py   measure: ID, alignment ratio, retrieval, spacing per replica
+    tau_slope.py  the τ-slope dimension and its population prediction
+"""
+
+from mmnb.worlds.intrinsic_dim.config import LINKS, NORMALIZATIONS, IntrinsicDimConfig
+from mmnb.worlds.intrinsic_dim.encoders import IntrinsicFit
+from mmnb.worlds.intrinsic_dim.fit import (
+    Training,
+    fit_encoders,
+    sub_batch_info_nce,
+    sub_batch_mask,
+    training_objective,
+)
+from mmnb.worlds.intrinsic_dim.measures import (
+    Measures,
+    alignment_ratio,
+    authors_retrieval,
+    id_estimates,
+    measure,
+    nn_spacing,
+)
+from mmnb.worlds.intrinsic_dim.tau_slope import (
+    TauSlope,
+    tau_slope_dimension,
+    tau_slope_population,
+)
+from mmnb.worlds.intrinsic_dim.world import (
+    SharedLatentSample,
+    SharedLatentWorld,
+    Splits,
+    World,
+    stack_samples,
+    truncation_link,
+)
+
+CONFIGS = (IntrinsicDimConfig,)
+
+__all__ = [
+    "CONFIGS",
+    "LINKS",
+    "NORMALIZATIONS",
+    "IntrinsicDimConfig",
+    "IntrinsicFit",
+    "Measures",
+    "SharedLatentSample",
+    "SharedLatentWorld",
+    "Splits",
+    "TauSlope",
+    "Training",
+    "World",
+    "alignment_ratio",
+    "authors_retrieval",
+    "fit_encoders",
+    "id_estimates",
+    "measure",
+    "nn_spacing",
+    "stack_samples",
+    "sub_batch_info_nce",
+    "sub_batch_mask",
+    "tau_slope_dimension",
+    "tau_slope_population",
+    "training_objective",
+    "truncation_link",
+]
