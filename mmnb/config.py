@@ -3,7 +3,7 @@
 A world declares its settings as a frozen dataclass that subclasses `WorldConfig`:
 
     @dataclass(frozen=True)
-    class PairedConfig(WorldConfig):
+    class ContrastiveConfig(WorldConfig):
         PAPER: ClassVar[dict] = {"n_train": 65536, "steps": 5000}
         n_train: int = knob(4096, Range(64, 1_000_000))  # training pairs
         lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate
