@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup lint suite book-fast check-book-fast
 
+# notebooks are linted too (their formatting is checked by tests/test_pages.py: 88 columns)
 lint: setup
-	$(BIN)/ruff check mmnb tests benchmarks tools
+	$(BIN)/ruff check mmnb tests benchmarks tools chapters
 	$(BIN)/ruff format --check mmnb tests benchmarks tools
 
 # includes tests/test_packaging.py: the wheel in a fresh venv runs chapter 00 as in Colab
