@@ -21,7 +21,9 @@ notebook's `parameters` cell.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -104,6 +106,8 @@ def knob(
 
 
 _EXAMPLES: dict[type, Any] = {bool: True, int: 0, float: 0.0, str: ""}
+# a field of a config's source: `name: type = knob(...)`
+_FIELD = re.compile(r"^\s+(\w+)\s*:[^=]*=\s*knob\(")
 
 
 def _check_scalar(name: str, value: Any, like: Any, meta: Mapping[str, Any]) -> Any:
@@ -182,6 +186,62 @@ class WorldConfig:
             namespace.get("profile", "book"),
             **{k: namespace[k] for k in cls.knobs() if k in namespace},
         )
+
+    @classmethod
+    def meanings(cls) -> dict[str, str]:
+        """Each setting's meaning: the comment beside its field (or the comment lines just
+        above it) in the config's source, base classes first."""
+        found: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if not (isinstance(klass, type) and issubclass(klass, WorldConfig)):
+                continue
+            above: list[str] = []
+            for line in inspect.getsource(klass).splitlines():
+                text = line.strip()
+                if text.startswith("#"):
+                    above.append(text.lstrip("# ").strip())
+                    continue
+                field = _FIELD.match(line)
+                if field:
+                    beside = line.split("#", 1)[1].strip() if "#" in line else ""
+                    found[field.group(1)] = beside or " ".join(above)
+                above = []
+        return {name: found.get(name, "") for name in cls.knobs()}
+
+    def table(self, *others: WorldConfig) -> Any:
+        """The settings as one table: value, the "book" default, allowed values, meaning
+        (with `others`, a chapter's further configs, their settings below; shared ones once)."""
+        import pandas as pd
+
+        book = type(self)()
+        meanings = self.meanings()
+        rows = []
+        for f in dataclasses.fields(self):
+            if f.name == "profile":
+                continue
+            meta = f.metadata
+            if meta.get("choices") is not None:
+                allowed = " | ".join(map(str, meta["choices"]))
+            elif isinstance(f.default, bool):
+                allowed = "True | False"
+            elif meta.get("low") is not None or meta.get("high") is not None:
+                allowed = f"[{meta.get('low')}, {meta.get('high')}]"
+            else:
+                allowed = "any"
+            rows.append(
+                {
+                    "setting": f.name,
+                    "value": getattr(self, f.name),
+                    "book": getattr(book, f.name),
+                    "allowed": allowed,
+                    "meaning": meanings.get(f.name, ""),
+                }
+            )
+        table = pd.DataFrame(rows).set_index("setting")
+        for other in others:
+            more = other.table()
+            table = pd.concat([table, more.drop(index=table.index.intersection(more.index))])
+        return table
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with `changes` applied (validated again)."""

@@ -23,6 +23,25 @@ def _source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
+def _assigned(source: str) -> set[str]:
+    """The names a parameters cell assigns (comment lines skipped)."""
+    return {
+        line.split("=")[0].strip()
+        for line in source.splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
+
+
+def test_parameters_cells_are_generated_from_the_configs():
+    """tools/set_parameters_cell.py wrote every chapter's parameters and config-table cells."""
+    import subprocess
+    import sys
+
+    tool = ROOT / "tools" / "set_parameters_cell.py"
+    out = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_there_are_chapters():
     assert CHAPTERS, "no chapter notebooks found"
 
@@ -42,7 +61,7 @@ def test_chapter_contract(path):
     assert "remove-cell" in code[0].get("metadata", {}).get("tags", []), "setup cell first"
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, f"{path.name}: exactly one 'parameters' cell"
-    names = {line.split("=")[0].strip() for line in _source(params[0]).splitlines() if "=" in line}
+    names = _assigned(_source(params[0]))
     missing = set(REQUIRED) - names
     assert not missing, f"{path.name}: parameters cell lacks {sorted(missing)}"
     assert "mmnb.setup(" in "".join(_source(c) for c in code)
@@ -63,7 +82,7 @@ def test_parameters_cell_covers_the_config(path):
     cell, and every knob a config field; the main config is built from the parameters."""
     code = [c for c in _cells(path) if c["cell_type"] == "code"]
     params = next(c for c in code if "parameters" in c.get("metadata", {}).get("tags", []))
-    names = {line.split("=")[0].strip() for line in _source(params).splitlines() if "=" in line}
+    names = _assigned(_source(params))
     configs = chapter_configs(path.stem)
     source = "".join(_source(c) for c in code)
     for cls in configs:
