@@ -97,3 +97,20 @@ def test_a_knob_allows_a_range_or_a_tuple_of_choices():
         knob(True, Range(0, 1))
     with pytest.raises(TypeError, match="kind"):
         knob(None, Range(0, 1))
+
+
+def test_meanings_come_from_the_comments_beside_the_fields():
+    meanings = ToyConfig.meanings()
+    assert list(meanings) == ToyConfig.knobs()
+    assert meanings["n"] == "samples" and meanings["tau"] == "fixed τ or None"
+    assert meanings["theory_checks"].startswith("stop the chapter")  # the comment above
+
+
+def test_table_shows_value_book_default_allowed_and_meaning():
+    table = ToyConfig.from_profile("paper").table()
+    assert list(table.columns) == ["value", "book", "allowed", "meaning"]
+    assert table.loc["n", "value"] == 10_000 and table.loc["n", "book"] == 100
+    assert table.loc["kind", "allowed"] == "cosine | gauss"
+    assert table.loc["n", "allowed"] == "[2, 100000]"
+    both = ToyConfig().table(ToyConfig())
+    assert len(both) == len(table)  # a second config's shared settings appear once
