@@ -203,3 +203,40 @@ def test_drawing_only_cells_hide_their_code(path):
             f"{path.name}: drawing-only cells without the hide-input tag:\n" + "\n".join(untagged),
             pytrace=False,
         )
+
+
+HIDDEN_TAGS = {"remove-cell", "hide-input", "remove-input", "hide-cell"}
+
+
+def _names(tree: ast.AST, ctx: type) -> set[str]:
+    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+    if ctx is ast.Store:
+        found |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.args}
+        found |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return found
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_no_hidden_cell_defines_what_visible_code_uses(path):
+    """A reader sees every name the visible code uses being made: a cell whose code the page
+    hides (after the setup cell) defines nothing that a later visible cell reads."""
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    hidden_names: dict[str, int] = {}
+    offenders = []
+    for i, cell in enumerate(code[1:], 1):
+        tags = set(cell["metadata"].get("tags", []))
+        source = "".join(cell["source"])
+        tree = ast.parse("\n".join(x for x in source.splitlines() if not x.startswith("%")))
+        stored = _names(tree, ast.Store)
+        hidden = bool(tags & HIDDEN_TAGS) and "parameters" not in tags
+        if not hidden:
+            for name in sorted((_names(tree, ast.Load) - stored) & set(hidden_names)):
+                offenders.append(
+                    f"cell {i} reads {name!r}, made in hidden cell {hidden_names[name]}"
+                )
+        for name in stored:
+            if hidden:
+                hidden_names[name] = i
+            else:
+                hidden_names.pop(name, None)
+    assert not offenders, f"{path.name}: " + "; ".join(offenders)
