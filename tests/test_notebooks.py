@@ -99,6 +99,10 @@ def test_parameters_cell_covers_the_config(path):
         f"{sorted(names - set(REQUIRED) - set(fields))}, only in the config "
         f"{sorted(set(fields) - names)}"
     )
+    from papermill.inspection import inspect_notebook
+
+    parsed = set(inspect_notebook(str(path)))
+    assert parsed == names, f"{path.name}: papermill cannot read {sorted(names - parsed)}"
     for line in _source(params).splitlines():
         if "=" in line and line.split("=")[0].strip() in fields:
             assert line.split("=", 1)[1].split("#")[0].strip() == "None", (

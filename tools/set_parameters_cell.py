@@ -40,7 +40,8 @@ def knob_lines(chapter: str) -> list[str]:
                 continue
             seen.add(name)
             line = f"{name} = None  # {meaning}" if meaning else f"{name} = None"
-            if len(line) <= WIDTH:
+            # papermill cannot parse a line whose comment holds "=": put it above
+            if len(line) <= WIDTH and "=" not in meaning:
                 lines.append(line)
             else:
                 lines += ["# " + w for w in textwrap.wrap(meaning, WIDTH - 2)]
