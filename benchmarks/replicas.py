@@ -16,7 +16,6 @@ from benchmarks.timing import seconds_per_call
 from mmnb.losses import (
     LearnedTemperature,
     kernel_similarity,
-    symmetric_info_nce,
 )
 from mmnb.runtime import DrawAhead
 from mmnb.train import make_optimizer
@@ -44,22 +43,25 @@ def _optimizer_step(loss_fn: Callable[[], torch.Tensor], params, lr: float) -> S
     return step
 
 
-def ch00_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 00: MLP encoders, symmetric InfoNCE with a learned temperature, batch 256,
-    one minibatch per replica."""
-    cfg = contrastive.ContrastiveConfig()
-    pairs = contrastive.World(cfg, seed, device).sample(cfg.n_train, "data/train")
-    x, y = pairs.x, pairs.y
-    f, g = mmnb.encoder_pair(x.shape[1], y.shape[1], [cfg.hidden], cfg.embed_dim, r, seed,
-                             device=device)  # fmt: skip
-    tau = LearnedTemperature(r).to(device)
+def _clip_step(objective, modules, cfg, r: int, seed: int, device: torch.device) -> Step:
+    """One Adam step of a world's own CLIP objective, one minibatch per replica (n_train,
+    batch_size and lr from the world's config)."""
     gen = mmnb.stream(seed, "minibatch").device_generator(device)
 
     def loss() -> torch.Tensor:
         idx = torch.randint(cfg.n_train, (r, cfg.batch_size), generator=gen, device=device)
-        return symmetric_info_nce(f(x[idx]), g(y[idx]), tau())
+        return objective(idx)[0]
 
-    return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
+    return _optimizer_step(loss, [p for m in modules for p in m.parameters()], cfg.lr)
+
+
+def ch00_step(r: int, seed: int, device: torch.device) -> Step:
+    """Chapter 00: the world's own objective (MLP encoders, symmetric InfoNCE with a
+    learned temperature), batch 256, one minibatch per replica."""
+    cfg = contrastive.ContrastiveConfig()
+    pairs = contrastive.World(cfg, seed, device).sample(cfg.n_train, "data/train")
+    run = contrastive.clip_objective(cfg, pairs, [cfg.tau_init] * r, seed=seed)
+    return _clip_step(run.objective, [run.f, run.g, run.temperature], cfg, r, seed, device)
 
 
 def ch01_step(r: int, seed: int, device: torch.device) -> Step:
@@ -158,20 +160,12 @@ def ch05_step(r: int, seed: int, device: torch.device) -> Step:
 
 
 def ch06_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 06: CLIP encoders 6 → 64 → 64 → 16 with a learned τ on the mixed Gaussian
-    world, batch 256, one minibatch per replica."""
+    """Chapter 06: the world's own CLIP objective (encoders 6 → 64 → 64 → 16, learned τ)
+    on the mixed Gaussian world, batch 256, one minibatch per replica."""
     cfg = lenses.LensesConfig()
     data = lenses.World(cfg, seed, device).sample(cfg.n_train, "data/train")
-    dim = data.x.shape[1]
-    f, g = mmnb.encoder_pair(dim, dim, cfg.hidden, cfg.embed_dim, r, seed, device=device)
-    tau = LearnedTemperature(r, init=cfg.tau_init).to(device)
-    gen = mmnb.stream(seed, "minibatch").device_generator(device)
-
-    def loss() -> torch.Tensor:
-        idx = torch.randint(cfg.n_train, (r, cfg.batch_size), generator=gen, device=device)
-        return symmetric_info_nce(f(data.x[idx]), g(data.y[idx]), tau())
-
-    return _optimizer_step(loss, [*f.parameters(), *g.parameters(), *tau.parameters()], cfg.lr)
+    run = lenses.clip_objective(cfg, data, [True] * r, r, seed)
+    return _clip_step(run.objective, [run.f, run.g, run.tau], cfg, r, seed, device)
 
 
 MAIN_MODELS: dict[str, Callable[[int, int, torch.device], Step]] = {

@@ -10,17 +10,19 @@ uniformity off held-out pairs.
 from __future__ import annotations
 
 from mmnb.worlds.contrastive.config import ContrastiveConfig
-from mmnb.worlds.contrastive.fit import PairedFit, fit_encoders
+from mmnb.worlds.contrastive.fit import ClipObjective, PairedFit, clip_objective, fit_encoders
 from mmnb.worlds.contrastive.measures import held_out_measures
 from mmnb.worlds.contrastive.world import PairedSample, PairedWorld
 
 __all__ = [
     "CONFIGS",
+    "ClipObjective",
     "ContrastiveConfig",
     "PairedFit",
     "PairedSample",
     "PairedWorld",
     "World",
+    "clip_objective",
     "fit_encoders",
     "held_out_measures",
 ]

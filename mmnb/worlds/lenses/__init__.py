@@ -14,8 +14,10 @@ from mmnb.worlds.lenses.config import LensesConfig
 from mmnb.worlds.lenses.fit import (
     AUGMENT_BLOCK,
     VIEWS,
+    ClipObjective,
     TwoTowerFit,
     augmentation_noise,
+    clip_objective,
     fit_clip,
     fit_single_modal,
     fit_spectral,
@@ -40,6 +42,7 @@ CONFIGS = (LensesConfig,)
 __all__ = [
     "AUGMENT_BLOCK",
     "CONFIGS",
+    "ClipObjective",
     "VIEWS",
     "LensesConfig",
     "LensesSample",
@@ -48,6 +51,7 @@ __all__ = [
     "TwoTowerFit",
     "World",
     "augmentation_noise",
+    "clip_objective",
     "embed",
     "fit_clip",
     "fit_single_modal",

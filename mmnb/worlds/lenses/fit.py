@@ -26,8 +26,10 @@ from mmnb.worlds.lenses.world import LensesSample, LensesWorld
 __all__ = [
     "AUGMENT_BLOCK",
     "VIEWS",
+    "ClipObjective",
     "TwoTowerFit",
     "augmentation_noise",
+    "clip_objective",
     "fit_clip",
     "fit_single_modal",
     "fit_spectral",
@@ -79,21 +81,28 @@ def _train(
     )  # fmt: skip
 
 
-def fit_clip(
+@dataclass
+class ClipObjective:
+    """The encoders, temperature and loss that `fit_clip` trains: one optimizer step is
+    `objective(batch)[0].sum()`, batch `[R, B]` indices of the training pairs."""
+
+    f: MLP
+    g: MLP
+    tau: LearnedTemperature
+    objective: Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+
+def clip_objective(
     cfg: LensesConfig,
     data: LensesSample,
     learn: Sequence[bool],
     replicas: Replicas,
     seed: int,
     out_widths: Sequence[int] | None = None,
-    probe: LensesSample | None = None,
-    desc: str = "CLIP",
-) -> TwoTowerFit:
+) -> ClipObjective:
     """Symmetric InfoNCE on cosine similarity; replica j learns τ (from `cfg.tau_init`)
     if `learn[j]`, else keeps `cfg.fixed_tau`, and keeps `out_widths[j]` of the
-    `cfg.embed_dim` outputs (all by default). Replicas with the same id share their
-    initial weights and minibatch order. With `probe` (held-out pairs), the history
-    records how much of the content and of the private latents f keeps (linear R²)."""
+    `cfg.embed_dim` outputs (all by default)."""
     ids = replica_ids(replicas)
     dim = data.x.shape[1]
     f, g = encoder_pair(dim, dim, cfg.hidden, cfg.embed_dim, ids, seed, device=data.x.device,
@@ -105,9 +114,27 @@ def fit_clip(
         t = tau()
         return symmetric_info_nce(f(data.x[batch]), g(data.y[batch]), t), {"tau": t}
 
-    history = _train(objective, [f, g, tau], cfg, len(data.x), seed, ids, desc,
-                     None if probe is None else (f, probe))  # fmt: skip
-    return TwoTowerFit(f, g, tau, history)
+    return ClipObjective(f, g, tau, objective)
+
+
+def fit_clip(
+    cfg: LensesConfig,
+    data: LensesSample,
+    learn: Sequence[bool],
+    replicas: Replicas,
+    seed: int,
+    out_widths: Sequence[int] | None = None,
+    probe: LensesSample | None = None,
+    desc: str = "CLIP",
+) -> TwoTowerFit:
+    """Train `clip_objective`'s encoders (replicas with the same id share their initial
+    weights and minibatch order). With `probe` (held-out pairs), the history records how
+    much of the content and of the private latents f keeps (linear R²)."""
+    ids = replica_ids(replicas)
+    run = clip_objective(cfg, data, learn, ids, seed, out_widths)
+    history = _train(run.objective, [run.f, run.g, run.tau], cfg, len(data.x), seed, ids, desc,
+                     None if probe is None else (run.f, probe))  # fmt: skip
+    return TwoTowerFit(run.f, run.g, run.tau, history)
 
 
 def fit_spectral(
