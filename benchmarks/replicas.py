@@ -61,7 +61,7 @@ def ch00_step(r: int, seed: int, device: torch.device) -> Step:
     cfg = contrastive.ContrastiveConfig()
     pairs = contrastive.World(cfg, seed, device).sample(cfg.n_train, "data/train")
     run = contrastive.clip_objective(cfg, pairs, [cfg.tau_init] * r, seed=seed)
-    return _clip_step(run.objective, [run.f, run.g, run.temperature], cfg, r, seed, device)
+    return _clip_step(run.objective, run.modules(), cfg, r, seed, device)
 
 
 def ch01_step(r: int, seed: int, device: torch.device) -> Step:
@@ -165,7 +165,7 @@ def ch06_step(r: int, seed: int, device: torch.device) -> Step:
     cfg = lenses.LensesConfig()
     data = lenses.World(cfg, seed, device).sample(cfg.n_train, "data/train")
     run = lenses.clip_objective(cfg, data, [True] * r, r, seed)
-    return _clip_step(run.objective, [run.f, run.g, run.tau], cfg, r, seed, device)
+    return _clip_step(run.objective, run.modules(), cfg, r, seed, device)
 
 
 MAIN_MODELS: dict[str, Callable[[int, int, torch.device], Step]] = {

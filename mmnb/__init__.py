@@ -81,7 +81,6 @@ __all__ = [
     "symmetric_info_nce",
     "train",
 ]
-assert set(__all__) == {*_MODULE_OF, *_SUBMODULES}
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,7 @@ def test_names_load_on_first_use() -> None:
 
     assert mmnb.Claims.__module__ == "mmnb.claims" and mmnb.plots.__name__ == "mmnb.plots"
     assert set(mmnb.__all__) <= set(dir(mmnb))
+    assert set(mmnb.__all__) == {*mmnb._MODULE_OF, *mmnb._SUBMODULES}
 
 
 def test_help_is_fast() -> None:

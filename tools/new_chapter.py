@@ -125,7 +125,7 @@ def retrieval(u: Tensor, v: Tensor) -> Tensor:
     return topk_retrieval(u, v, k=1)
 '''
 
-FIT = '''"""Chapter {nn}'s training: linear encoders with the symmetric InfoNCE loss."""
+FIT = '''"""Chapter {nn}'s training: linear encoders with the CLIP objective (`mmnb.clip`)."""
 
 from __future__ import annotations
 
@@ -134,8 +134,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmnb.losses import LearnedTemperature, symmetric_info_nce
-from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
+from mmnb.clip import clip_objective
+from mmnb.nets import MLP, Replicas, replica_ids
 from mmnb.train import History, train
 from mmnb.worlds.{name}.config import {Name}Config
 from mmnb.worlds.{name}.measures import retrieval
@@ -164,19 +164,15 @@ def fit_encoders(
     """Train linear encoders f, g with a learned temperature; the history records the
     loss and, at the end, the held-out top-1 retrieval."""
     ids = replica_ids(replicas)
-    f, g = encoder_pair(cfg.dim, cfg.dim, [], cfg.embed_dim, ids, seed, device=train_pairs.x.device)
-    tau = LearnedTemperature(len(ids)).to(train_pairs.x.device)
-
-    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        return symmetric_info_nce(f(train_pairs.x[batch]), g(train_pairs.y[batch]), tau()), {{}}
+    run = clip_objective(train_pairs.x, train_pairs.y, [], cfg.embed_dim, ids, seed)
 
     @torch.no_grad()
     def evaluate() -> dict[str, Tensor]:
-        return {{"top1": retrieval(f(test_pairs.x), g(test_pairs.y))}}
+        return {{"top1": retrieval(run.f(test_pairs.x), run.g(test_pairs.y))}}
 
     history = train(
-        objective,
-        [f, g, tau],
+        run.objective,
+        run.modules(),
         cfg.steps,
         lr=cfg.lr,
         n_samples=len(train_pairs.x),
@@ -187,7 +183,7 @@ def fit_encoders(
         eval_every=cfg.steps,
         desc=desc,
     )
-    return {Name}Fit(f, g, history)
+    return {Name}Fit(run.f, run.g, history)
 '''
 
 INIT = '''"""Chapter {nn}, {title} (a template world: replace it with the chapter's own).

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
 
-from mmnb.losses import LearnedTemperature, symmetric_info_nce
-from mmnb.nets import MLP, Replicas, encoder_pair, replica_ids
+from mmnb import clip
+from mmnb.clip import ClipObjective
+from mmnb.losses import LearnedTemperature
+from mmnb.nets import MLP, Replicas, replica_ids
 from mmnb.train import History, train
 from mmnb.worlds.contrastive.config import ContrastiveConfig
 from mmnb.worlds.contrastive.measures import held_out_measures
@@ -27,17 +29,6 @@ class PairedFit:
     history: History
 
 
-@dataclass
-class ClipObjective:
-    """The encoders, temperature and loss that `fit_encoders` trains: one optimizer step
-    is `objective(batch)[0].sum()`, batch `[R, B]` indices of the training pairs."""
-
-    f: MLP
-    g: MLP
-    temperature: LearnedTemperature
-    objective: Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
-
-
 def clip_objective(
     cfg: ContrastiveConfig,
     train_pairs: PairedSample,
@@ -46,21 +37,14 @@ def clip_objective(
     seed: int = 0,
     replicas: Replicas | None = None,
 ) -> ClipObjective:
-    """Encoders f (for x) and g (for y) and the symmetric InfoNCE loss on `train_pairs`,
-    one replica per entry of `taus` (its starting or fixed temperature); `replicas` are
-    their ids (default 0 … len(taus)-1). Reads the architecture (hidden, embed_dim)."""
+    """Chapter 00's CLIP objective (`mmnb.clip`) on `train_pairs`: one replica per entry of
+    `taus` (its starting or fixed temperature), `replicas` their ids (default 0 …
+    len(taus)-1); the architecture (hidden, embed_dim) from `cfg`."""
     ids = replica_ids(len(taus) if replicas is None else replicas)
     if len(ids) != len(taus):
         raise ValueError(f"replicas: need one id per temperature ({len(taus)}), got {len(ids)}")
-    x_dim, y_dim, device = train_pairs.x.shape[1], train_pairs.y.shape[1], train_pairs.x.device
-    f, g = encoder_pair(x_dim, y_dim, [cfg.hidden], cfg.embed_dim, ids, seed, device=device)
-    tau = LearnedTemperature(len(ids), init=list(taus), learn=learn_temperature).to(device)
-
-    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        t = tau()
-        return symmetric_info_nce(f(train_pairs.x[batch]), g(train_pairs.y[batch]), t), {"tau": t}
-
-    return ClipObjective(f, g, tau, objective)
+    return clip.clip_objective(train_pairs.x, train_pairs.y, [cfg.hidden], cfg.embed_dim, ids,
+                               seed, list(taus), learn_temperature)  # fmt: skip
 
 
 def fit_encoders(
@@ -89,7 +73,7 @@ def fit_encoders(
 
     history = train(
         run.objective,
-        [f, g, run.temperature],
+        run.modules(),
         cfg.steps,
         lr=cfg.lr,
         n_samples=len(train_pairs.x),

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmnb import probes
+from mmnb import clip, probes
+from mmnb.clip import ClipObjective
 from mmnb.config import check_choice
 from mmnb.losses import LearnedTemperature, spectral_contrastive_loss, symmetric_info_nce
 from mmnb.mixing import mix
@@ -81,17 +82,6 @@ def _train(
     )  # fmt: skip
 
 
-@dataclass
-class ClipObjective:
-    """The encoders, temperature and loss that `fit_clip` trains: one optimizer step is
-    `objective(batch)[0].sum()`, batch `[R, B]` indices of the training pairs."""
-
-    f: MLP
-    g: MLP
-    tau: LearnedTemperature
-    objective: Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
-
-
 def clip_objective(
     cfg: LensesConfig,
     data: LensesSample,
@@ -100,21 +90,12 @@ def clip_objective(
     seed: int,
     out_widths: Sequence[int] | None = None,
 ) -> ClipObjective:
-    """Symmetric InfoNCE on cosine similarity; replica j learns τ (from `cfg.tau_init`)
+    """Chapter 06's CLIP objective (`mmnb.clip`): replica j learns τ (from `cfg.tau_init`)
     if `learn[j]`, else keeps `cfg.fixed_tau`, and keeps `out_widths[j]` of the
     `cfg.embed_dim` outputs (all by default)."""
-    ids = replica_ids(replicas)
-    dim = data.x.shape[1]
-    f, g = encoder_pair(dim, dim, cfg.hidden, cfg.embed_dim, ids, seed, device=data.x.device,
-                        out_widths=out_widths)  # fmt: skip
     inits = [cfg.tau_init if on else cfg.fixed_tau for on in learn]
-    tau = LearnedTemperature(len(ids), init=inits, learn=list(learn)).to(data.x.device)
-
-    def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        t = tau()
-        return symmetric_info_nce(f(data.x[batch]), g(data.y[batch]), t), {"tau": t}
-
-    return ClipObjective(f, g, tau, objective)
+    return clip.clip_objective(data.x, data.y, cfg.hidden, cfg.embed_dim, replicas, seed,
+                               inits, list(learn), out_widths)  # fmt: skip
 
 
 def fit_clip(
@@ -132,9 +113,9 @@ def fit_clip(
     much of the content and of the private latents f keeps (linear R²)."""
     ids = replica_ids(replicas)
     run = clip_objective(cfg, data, learn, ids, seed, out_widths)
-    history = _train(run.objective, [run.f, run.g, run.tau], cfg, len(data.x), seed, ids, desc,
+    history = _train(run.objective, run.modules(), cfg, len(data.x), seed, ids, desc,
                      None if probe is None else (run.f, probe))  # fmt: skip
-    return TwoTowerFit(run.f, run.g, run.tau, history)
+    return TwoTowerFit(run.f, run.g, run.temperature, history)
 
 
 def fit_spectral(
