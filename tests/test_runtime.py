@@ -155,3 +155,10 @@ def test_draw_ahead_gives_the_numbers_drawn_call_by_call():
     assert single().shape == (3, 5)
     with pytest.raises(ValueError, match="ahead"):
         DrawAhead(gens(), draw, ahead=0)
+
+
+def test_setup_flushes_float32_denormals_to_zero():
+    mmnb.setup(0, verbose=False)
+    tiny = torch.tensor([1e-30], dtype=torch.float32)
+    # 1e-40 is below float32's smallest normal (1.2e-38): a denormal, flushed to 0
+    assert (tiny * 1e-10).item() == 0.0
