@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export MMNB_PROGRESS ?= 0
 
 .PHONY: help setup test lint unit notebooks suite book book-fast check-book check-book-fast \
-	test-installs test-lower-bounds bench clean
+	test-installs test-lower-bounds bench clean maps check-maps
 
 help:
 	@echo "make book              build the executed book into _build/html (only changed"
@@ -21,6 +21,8 @@ help:
 	@echo "make test-installs     install the wheel in a fresh venv, run chapter 00 as in Colab"
 	@echo "make test-lower-bounds the same at the oldest dependency versions pyproject allows"
 	@echo "make bench             performance measurements (benchmarks/)"
+	@echo "make maps              the regime maps in data/maps/ (MAPS=01_snr for one chapter,"
+	@echo "                       JOBS=2 notebooks at a time, SCHEDULER=tcp://... for Dask)"
 
 setup: $(STAMP)
 
@@ -58,9 +60,19 @@ suite: setup
 	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -q -n 2 \
 		--dist loadfile --no-loadscope-reorder $(SUITE)
 
+# a stored regime map made by other code than the chapter's now stops the build
+check-maps: setup
+	$(BIN)/python tools/maps.py --check
+
+# each map sweeps its chapter over two knobs (data/maps/<chapter>/, times in the README);
+# finished runs are kept in _build/maps/, so an interrupted `make maps` resumes
+maps: setup
+	MMNB_PROGRESS=1 MMNB_THREADS=1 $(BIN)/python tools/maps.py $(MAPS) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(or $(JOBS),2))
+
 # execution off: catches a broken toc, references, math and MyST syntax quickly (glued
 # numbers exist only in an executed build, so their warnings are off here)
-book-fast: setup
+book-fast: setup check-maps
 	$(BIN)/python -c 'import yaml, pathlib; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "off"; \
 		c["sphinx"]["config"]["suppress_warnings"] = ["mystnb.glue", "mystnb.glue_ref"]; \
@@ -76,7 +88,7 @@ check-book-fast: setup
 
 # a page runs again only when its code, the mmnb modules it imports or its data changed;
 # those pages run two at a time (one thread each) before jupyter-book renders the cache
-book: setup
+book: setup check-maps
 	$(BIN)/python tools/book_cache.py --cache _build/.jupyter_cache --jobs 2
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	$(MAKE) --no-print-directory check-book
