@@ -1,7 +1,8 @@
 """The browser check of the book (tools/check_book.py) fails on each defect it looks for.
 
 A tiny book is written to a temporary folder: one page that must pass (math rendered by
-the vendored MathJax, an image that loads, a link to an anchor that exists) and one page
+the vendored MathJax, a captioned figure that loads, a link to an anchor that exists,
+display math and a table that scroll inside their own box at a phone's width) and one page
 per defect. Needs Chromium (Debian's chromium and chromium-driver); skipped without it,
 except in CI, where a missing browser is an error.
 """
@@ -36,17 +37,34 @@ MATHJAX = '<script defer src="_static/mathjax/tex-chtml.js"></script>'
 
 def page(body: str, head: str = "") -> str:
     return (
-        f"<!DOCTYPE html><html><head><title>t</title>{head}</head><body>"
-        f'<main><article class="bd-article" style="width: 600px">{body}</article></main>'
+        '<!DOCTYPE html><html><head><meta name="viewport" content="width=device-width">'
+        f"<title>t</title>{head}</head><body>"
+        f'<main><article class="bd-article" style="max-width: 600px">{body}</article></main>'
         "</body></html>"
     )
 
 
+def figure(alt: str, caption: str = "A dot.", number: str = "Fig. 1 ") -> str:
+    """A figure as Sphinx writes it (a numbered one has a name, hence an id)."""
+    label = f'<span class="caption-number">{number}</span>' if number else ""
+    text = f'<figcaption><p>{label}<span class="caption-text">{caption}</span></p></figcaption>'
+    return f'<figure id="fig-dot"><img src="dot.png" alt="{alt}">{text if caption else ""}</figure>'
+
+
+# 500 px: fits the 600 px article on a laptop, not a phone's 390 px
+SCROLLS_IN_ITS_BOX = (
+    '<mjx-container display="true" style="display: block; overflow-x: auto">'
+    '<span style="display: inline-block; width: 500px">x = y</span></mjx-container>'
+    '<div style="overflow-x: auto"><table style="width: 500px"><tr><td>a</td></tr></table></div>'
+)
+
+
 PAGES = {
     "index.html": page(
-        '<p>Math: \\(x^2 + \\lVert\\mu\\rVert\\)</p><img src="dot.png">'
-        '<a href="index.html#here" id="here">anchor</a><a href="https://example.org">out</a>'
-        "<pre>short code</pre>",
+        "<p>Math: \\(x^2 + \\lVert\\mu\\rVert\\)</p>"
+        + figure("A black dot on white.")
+        + '<a href="index.html#here" id="here">anchor</a><a href="https://example.org">out</a>'
+        "<pre>short code</pre>" + SCROLLS_IN_ITS_BOX,
         MATHJAX,
     ),
     "raw_tex.html": page("<p>Math: \\(x^2\\)</p>"),
@@ -64,6 +82,25 @@ PAGES = {
         '<div class="cell_output"><pre>/x.py:3: RuntimeWarning: divide by zero</pre></div>'
     ),
     "links.html": page('<a href="nope.html">a</a><a href="index.html#missing">b</a>'),
+    "figure_no_caption.html": page(figure("A black dot on white.", caption="")),
+    "figure_unnumbered.html": page(figure("A black dot on white.", number="")),
+    "image_alone.html": page('<p><img src="dot.png" alt="A black dot on white."></p>'),
+    "alt_file_name.html": page(figure("dot.png")),
+    "alt_path.html": page(figure("../_images/dot.png")),
+    "alt_empty.html": page(figure("")),
+    "phone_cut_off.html": page('<div style="width: 500px">a box 500 px wide</div>'),
+    "phone_long_word.html": page(f"<p>{'x' * 55}</p>"),
+    "phone_hidden.html": page(
+        '<div style="overflow-x: hidden"><p style="width: 500px">cut</p></div>'
+    ),
+}
+FIGURES = {
+    "figure_no_caption.html": "no caption",
+    "figure_unnumbered.html": "caption not numbered",
+    "image_alone.html": "no caption",
+    "alt_file_name.html": "no alt text",
+    "alt_path.html": "no alt text",
+    "alt_empty.html": "no alt text",
 }
 
 EXPECTED = {
@@ -74,6 +111,10 @@ EXPECTED = {
     "traceback.html": "traceback or warning",
     "warning.html": "traceback or warning",
     "links.html": "dead internal link",
+    **FIGURES,
+    "phone_cut_off.html": "at 390 px: cut off (div",
+    "phone_hidden.html": "at 390 px: cut off (div hides",
+    "phone_long_word.html": "at 390 px: cut off (text of p",
 }
 
 
@@ -91,7 +132,7 @@ def result(tmp_path_factory):
     (html / "dot.png").write_bytes(PNG)
     shutil.copytree(_vendored_mathjax(), html / "_static" / "mathjax")
     shots = tmp_path_factory.mktemp("shots")
-    code = check_book.main([str(html), "--screenshots", str(shots)])
+    code = check_book.main([str(html), "--screenshots", str(shots), "--figures"])
     return code, json.loads((shots / "report.json").read_text()), shots
 
 
@@ -100,6 +141,14 @@ def test_the_good_page_passes_and_math_renders(result):
     assert report["index.html"]["problems"] == []
     assert report["index.html"]["math"] >= 1, "MathJax rendered no formula offline"
     assert (shots / "index.png").stat().st_size > 1000
+    assert (shots / "390px" / "index.png").stat().st_size > 1000
+
+
+def test_a_box_wider_than_a_phone_fails_only_at_390_px(result):
+    _, report, _ = result
+    problems = report["phone_cut_off.html"]["problems"]
+    assert problems and all(p.startswith("at 390 px: ") for p in problems), problems
+    assert any("the page scrolls sideways" in p for p in problems), problems
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -108,6 +157,23 @@ def test_each_defect_fails_its_page(result, name):
     assert code == 1
     problems = report[name]["problems"]
     assert any(EXPECTED[name] in p for p in problems), f"{name}: {problems}"
+
+
+def test_the_figure_check_is_on_by_default_and_can_be_switched_off(tmp_path, monkeypatch, capsys):
+    """On unless `MMNB_CHECK_FIGURES=0` (what the Makefile sets until the figures are
+    captioned) or --no-figures: then figures are counted, not failed."""
+    (tmp_path / "index.html").write_text(page("<p>hello</p>"))
+    for name in FIGURES:
+        (tmp_path / name).write_text(PAGES[name])
+    (tmp_path / "dot.png").write_bytes(PNG)
+    monkeypatch.delenv("MMNB_CHECK_FIGURES", raising=False)
+    assert check_book.main([str(tmp_path)]) == 1
+    monkeypatch.setenv("MMNB_CHECK_FIGURES", "0")
+    assert check_book.main([str(tmp_path)]) == 0
+    assert f"{len(FIGURES)} figures lack" in capsys.readouterr().out
+    assert check_book.main([str(tmp_path), "--figures"]) == 1
+    monkeypatch.delenv("MMNB_CHECK_FIGURES")
+    assert check_book.main([str(tmp_path), "--no-figures"]) == 0
 
 
 def test_missing_chromium_is_loud_and_fails_only_in_ci(tmp_path, monkeypatch, capsys):

@@ -10,8 +10,15 @@ Fails (exit 1) on any page that shows
 - a Python traceback or warning in a cell output,
 - a dead internal link (missing page or missing #anchor),
 - a request for anything outside the build folder (the book must read offline),
+- an image in the article that is not in a numbered figure with a caption, or whose alt
+  text is empty or the file name (off with `--no-figures` or `MMNB_CHECK_FIGURES=0`:
+  then the figures without them are only counted),
 
-and saves a full-page screenshot of every page (`<page path>.png`). Chromium and its
+then opens every page again at a phone's width (390 px) and fails where content is cut
+off at the right (a box beyond the article's right edge, or the page scrolling sideways);
+display math, tables and code that scroll inside their own box are fine there. It saves
+a full-page screenshot of every page at both widths (`<page path>.png` and
+`390px/<page path>.png`). Chromium and its
 driver are Debian's `chromium` and `chromium-driver` packages. Where they are missing the
 check says so loudly and exits 0, unless `--require` is given or the environment variable
 `CI` is set (CI always runs it).
@@ -32,6 +39,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 WIDTH, HEIGHT = 1440, 900  # a laptop screen
+PHONE_WIDTH, PHONE_HEIGHT = 390, 844  # a phone held upright (CSS pixels)
 MAX_SHOT_HEIGHT = 30_000  # pixels; longer pages are cut (Chromium's texture limit)
 SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static"}
 # Console messages that fail a page: uncaught script errors and resources that did not load
@@ -126,7 +134,77 @@ for (const out of main.querySelectorAll("div.cell_output, div.output")) {
 
 // 5. links, checked on the Python side
 const links = [...document.querySelectorAll("a[href]")].map(a => a.href);
-return {problems, links, mathNodes, title: document.title};
+
+// 6. figures: an image sits in a numbered figure with a caption and has real alt text
+const figures = [];
+for (const img of main.querySelectorAll("img")) {
+  const file = (img.getAttribute("src") || "").split(/[?#]/)[0].split("/").pop();
+  const alt = (img.getAttribute("alt") || "").trim();
+  const altFile = alt.split("/").pop();
+  const caption = img.closest("figure") && img.closest("figure").querySelector("figcaption");
+  const why = [];
+  if (!caption || !caption.textContent.trim()) why.push("no caption");
+  else if (!caption.querySelector(".caption-number")) why.push("caption not numbered (no name)");
+  if (!alt || altFile === file || altFile === file.replace(/\.\w+$/, "") ||
+      /^\S+\.(png|svg|jpe?g|gif|webp|pdf)$/i.test(alt)) {
+    why.push("no alt text (empty or the file name)");
+  }
+  if (why.length) figures.push([why.join(", "), file]);
+}
+return {problems, links, mathNodes, figures, title: document.title};
+"""
+
+# At a phone's width: content cut off at the right. An element that scrolls (or clips) on
+# its own is checked as one box and not entered; display math, tables and code that
+# scroll inside their box are therefore fine, and a box that hides what overflows it is not.
+PHONE_JS = r"""
+const main = document.querySelector("article.bd-article") || document.querySelector("main")
+    || document.body;
+const problems = [];
+const clip = s => s.replace(/\s+/g, " ").trim().slice(0, 120);
+const root = document.documentElement;
+const view = root.clientWidth;
+if (root.scrollWidth > view + 1) {
+  problems.push(["the page scrolls sideways", `${root.scrollWidth}px wide in ${view}px`]);
+}
+const right = Math.min(main.getBoundingClientRect().right, view) + 1;
+const name = el => el.tagName.toLowerCase() +
+  (el.classList.length ? "." + [...el.classList].slice(0, 2).join(".") : "");
+const todo = [...main.children];
+while (todo.length) {
+  const el = todo.pop();
+  const style = getComputedStyle(el);
+  if (style.display === "none" || style.position === "fixed") continue;
+  const box = el.getBoundingClientRect();
+  if (box.width > 1 && box.height > 1 && box.right > right) {
+    problems.push([`cut off (${name(el)}: ${Math.round(box.right - right + 1)}px beyond ` +
+                   `the right edge)`, clip(el.textContent)]);
+    continue;
+  }
+  const ox = style.overflowX;
+  if (ox === "hidden" || ox === "clip") {
+    // what its children (not absolutely placed ones, such as MathJax's hidden MathML) need
+    const kids = [...el.children].filter(k => getComputedStyle(k).position !== "absolute");
+    const need = Math.max(box.right, ...kids.map(k => k.getBoundingClientRect().right));
+    if (need > box.right + 2 && box.width > 1 && box.height > 1) {
+      problems.push([`cut off (${name(el)} hides ${Math.round(need - box.right)}px)`,
+                     clip(el.textContent)]);
+    }
+    continue;
+  }
+  if (ox !== "visible" || el instanceof SVGElement || el.tagName === "MJX-CONTAINER") continue;
+  // its own text (a long word, a URL) running past its box and past the right edge
+  const ends = box.left + el.scrollWidth;
+  const kids = Math.max(box.left, ...[...el.children].map(k => k.getBoundingClientRect().right));
+  if (el.scrollWidth > el.clientWidth + 1 && ends > right && ends > kids + 1 &&
+      [...el.childNodes].some(n => n.nodeType === Node.TEXT_NODE && n.textContent.trim())) {
+    problems.push([`cut off (text of ${name(el)}: ${Math.round(ends - right + 1)}px beyond ` +
+                   `the right edge)`, clip(el.textContent)]);
+    continue;
+  }
+  todo.push(...el.children);
+}
+return problems;
 """
 
 
@@ -211,18 +289,26 @@ def console_errors(driver) -> list[str]:
     ]
 
 
-def screenshot(driver, path: Path) -> None:
+def set_width(driver, width: int | None, height: int = HEIGHT) -> None:
+    """Lay pages out `width` CSS pixels wide (None: the window's own size)."""
+    if width is None:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        return
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def screenshot(driver, path: Path, width: int | None = None) -> None:
     """The whole page as one PNG (the viewport grown to the page's height: fastest)."""
     height = driver.execute_script(
         "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
     )
     height = min(int(height), MAX_SHOT_HEIGHT)
-    metrics = {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    set_width(driver, width or WIDTH, height)
     try:
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
     finally:
-        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        set_width(driver, width, PHONE_HEIGHT if width else HEIGHT)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
 
@@ -257,14 +343,25 @@ def dead_links(links: Iterable[str], html_dir: Path) -> list[str]:
     return dead
 
 
-def check_page(driver, page: Path, html_dir: Path, shots: Path | None) -> tuple[list, dict]:
+def load(driver, page: Path) -> str:
+    """Open a page and wait for its images and math; MathJax's state."""
     driver.get_log("performance")  # drop what the previous page logged
     driver.get_log("browser")
     driver.get(page.resolve().as_uri())
     math_state = driver.execute_async_script(WAIT_JS)
     time.sleep(0.2)  # let MathJax's last layout pass settle
+    return math_state
+
+
+def check_page(
+    driver, page: Path, html_dir: Path, shots: Path | None, figures: bool = True
+) -> tuple[list, dict]:
+    math_state = load(driver, page)
     found = driver.execute_script(INSPECT_JS)
     problems = [f"{kind}: {what}" for kind, what in found["problems"]]
+    bad_figures = [f"figure: {why}: {what}" for why, what in found["figures"]]
+    if figures:
+        problems += bad_figures
     if math_state != "ready" and ("\\(" in page.read_text() or "\\[" in page.read_text()):
         problems.append(f"MathJax {math_state}: the page's math cannot render")
     problems += [f"dead internal link: {link}" for link in dead_links(found["links"], html_dir)]
@@ -274,7 +371,18 @@ def check_page(driver, page: Path, html_dir: Path, shots: Path | None) -> tuple[
     problems += [f"browser console error: {m}" for m in console_errors(driver)]
     if shots is not None:
         screenshot(driver, shots / page.relative_to(html_dir).with_suffix(".png"))
-    return problems, {"math": found["mathNodes"], "math_state": math_state}
+    info = {"math": found["mathNodes"], "math_state": math_state}
+    return problems, {**info, "figures_unchecked": [] if figures else bad_figures}
+
+
+def check_phone(driver, page: Path, html_dir: Path, shots: Path | None) -> list[str]:
+    """The page at a phone's width (set_width(PHONE_WIDTH) first): what is cut off."""
+    load(driver, page)
+    found = driver.execute_script(PHONE_JS)
+    if shots is not None:
+        path = shots / f"{PHONE_WIDTH}px" / page.relative_to(html_dir).with_suffix(".png")
+        screenshot(driver, path, PHONE_WIDTH)
+    return [f"at {PHONE_WIDTH} px: {kind}: {what}" for kind, what in found]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,6 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html_dir", type=Path, help="the built book, e.g. _build/html")
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for PNGs")
     parser.add_argument("--require", action="store_true", help="fail when Chromium is missing")
+    parser.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("MMNB_CHECK_FIGURES", "1") != "0",
+        help="fail on figures without a numbered caption or alt text (default: on, "
+        "unless MMNB_CHECK_FIGURES=0)",
+    )
     args = parser.parse_args(argv)
     html_dir = args.html_dir
     if not (html_dir / "index.html").exists():
@@ -295,27 +410,44 @@ def main(argv: list[str] | None = None) -> int:
     todo = pages(html_dir)
     start = time.perf_counter()
     driver = start_browser(browser, driver_path)
-    failures = 0
     report = {}
     try:
         for page in todo:
             name = page.relative_to(html_dir).as_posix()
             tic = time.perf_counter()
-            problems, info = check_page(driver, page, html_dir, args.screenshots)
+            problems, info = check_page(driver, page, html_dir, args.screenshots, args.figures)
             info["seconds"] = round(time.perf_counter() - tic, 1)
             report[name] = {"problems": problems, **info}
-            failures += bool(problems)
-            status = "ok  " if not problems else "FAIL"
-            print(f"{status} {name} ({info['math']} formulas, {info['seconds']} s)")
-            for problem in problems:
-                print(f"       {problem}")
+        set_width(driver, PHONE_WIDTH, PHONE_HEIGHT)
+        for page in todo:
+            name = page.relative_to(html_dir).as_posix()
+            tic = time.perf_counter()
+            report[name]["problems"] += check_phone(driver, page, html_dir, args.screenshots)
+            report[name]["seconds"] += round(time.perf_counter() - tic, 1)
     finally:
         driver.quit()
+    failures = unchecked = 0
+    for name, info in report.items():
+        problems = info["problems"]
+        failures += bool(problems)
+        unchecked += len(info["figures_unchecked"])
+        status = "ok  " if not problems else "FAIL"
+        print(f"{status} {name} ({info['math']} formulas, {info['seconds']:.1f} s)")
+        for problem in problems:
+            print(f"       {problem}")
     if args.screenshots is not None:
         (args.screenshots / "report.json").write_text(json.dumps(report, indent=1))
     seconds = time.perf_counter() - start
     where = f"; screenshots in {args.screenshots}" if args.screenshots else ""
-    print(f"check_book: {len(todo)} pages, {failures} with problems, {seconds:.0f} s{where}")
+    print(
+        f"check_book: {len(todo)} pages at {WIDTH} and {PHONE_WIDTH} px, {failures} with "
+        f"problems, {seconds:.0f} s{where}"
+    )
+    if unchecked:
+        print(
+            f"check_book: figure check off (MMNB_CHECK_FIGURES=0 or --no-figures): "
+            f"{unchecked} figures lack a numbered caption or real alt text"
+        )
     return 1 if failures else 0
 
 
