@@ -6,7 +6,8 @@ Two modalities share a k-dimensional latent z (`world`); encoders f and g, one r
 per output dimension or temperature, are trained with the symmetric InfoNCE loss
 (`fit`); their dimension, alignment, retrieval and batch spacing are read off the test
 pairs (`measures`), and a second dimension off the slope of the loss in log τ
-(`tau_slope`).
+(`tau_slope`); where a learned temperature can stop is read off the stationarity of the
+loss in 1/τ (`tau_optimum`).
 
     config.py     IntrinsicDimConfig
     world.py      World(cfg, seed, device): the shared-latent world, its links and splits
@@ -14,9 +15,16 @@ pairs (`measures`), and a second dimension off the slope of the loss in log τ
     fit.py        fit_encoders (and training_objective, one step of it)
     measures.py   measure: ID, alignment ratio, retrieval, spacing per replica
     tau_slope.py  the τ-slope dimension and its population prediction
+    tau_optimum.py  where the minibatch loss is stationary in τ (frozen embeddings)
 """
 
-from mmnb.worlds.intrinsic_dim.config import LINKS, NORMALIZATIONS, IntrinsicDimConfig
+from mmnb.worlds.intrinsic_dim.config import (
+    BATCHES,
+    LINKS,
+    NORMALIZATIONS,
+    IntrinsicDimConfig,
+    authors_recipe,
+)
 from mmnb.worlds.intrinsic_dim.encoders import IntrinsicFit
 from mmnb.worlds.intrinsic_dim.fit import (
     Training,
@@ -30,8 +38,14 @@ from mmnb.worlds.intrinsic_dim.measures import (
     alignment_ratio,
     authors_retrieval,
     id_estimates,
+    knn_r2_columns,
     measure,
     nn_spacing,
+)
+from mmnb.worlds.intrinsic_dim.tau_optimum import (
+    partner_nearest,
+    stationarity_gap,
+    stationary_tau,
 )
 from mmnb.worlds.intrinsic_dim.tau_slope import (
     TauSlope,
@@ -43,6 +57,7 @@ from mmnb.worlds.intrinsic_dim.world import (
     SharedLatentWorld,
     Splits,
     World,
+    mispair,
     stack_samples,
     truncation_link,
 )
@@ -50,6 +65,7 @@ from mmnb.worlds.intrinsic_dim.world import (
 CONFIGS = (IntrinsicDimConfig,)
 
 __all__ = [
+    "BATCHES",
     "CONFIGS",
     "LINKS",
     "NORMALIZATIONS",
@@ -63,12 +79,18 @@ __all__ = [
     "Training",
     "World",
     "alignment_ratio",
+    "authors_recipe",
     "authors_retrieval",
     "fit_encoders",
     "id_estimates",
+    "knn_r2_columns",
     "measure",
+    "mispair",
     "nn_spacing",
+    "partner_nearest",
     "stack_samples",
+    "stationarity_gap",
+    "stationary_tau",
     "sub_batch_info_nce",
     "sub_batch_mask",
     "tau_slope_dimension",

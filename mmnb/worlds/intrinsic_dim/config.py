@@ -8,10 +8,11 @@ from typing import ClassVar
 from mmnb.config import WorldConfig, check_range, knob
 from mmnb.ranges import LEARNING_RATE, STEPS, TEMPERATURE, WIDTH, Range
 
-__all__ = ["LINKS", "NORMALIZATIONS", "IntrinsicDimConfig"]
+__all__ = ["BATCHES", "LINKS", "NORMALIZATIONS", "IntrinsicDimConfig", "authors_recipe"]
 
 LINKS = ("linear", "smooth", "truncation")
 NORMALIZATIONS = ("l2", "mean_norm")
+BATCHES = ("reshuffled", "fixed")
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,10 @@ class IntrinsicDimConfig(WorldConfig):
     """Chapter 05's settings; the defaults are the "book" profile, `PAPER` its changes.
 
     "paper" follows yugjerry/mmcl-adapt (`_train_norm.py`): 10,000 training pairs plus
-    2,000 for the mean-norm rescaling, 800 epochs at lr 1e-4, τ's log learning 4× faster
-    (the code's `(4·logit_scale).exp()`), output dimensions `linspace(1, 44, 15)`.
+    2,000 for the mean-norm rescaling (the README's synthetic command), 800 epochs at lr
+    1e-4 in fixed consecutive batches, τ's log learning 4× faster (the code's
+    `(4·logit_scale).exp()`) under the same weight decay (see `authors_recipe`), output
+    dimensions `linspace(1, 44, 15)`.
     """
 
     PAPER: ClassVar[dict] = {
@@ -29,6 +32,8 @@ class IntrinsicDimConfig(WorldConfig):
         "epochs": 800,
         "lr": 1e-4,
         "tau_lr": 4e-4,
+        "tau_weight_decay": 1e-4 / 16,
+        "batches": "fixed",
         "normalization": "mean_norm",
         "out_dims": (1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 44),
         "record_every": 50,
@@ -49,6 +54,8 @@ class IntrinsicDimConfig(WorldConfig):
     lr: float = knob(1e-3, LEARNING_RATE)  # Adam learning rate of the encoders
     tau_lr: float = knob(1e-2, Range(0.0, 1.0))  # Adam learning rate of log(τ − floor)
     weight_decay: float = knob(1e-4, Range(0.0, 1.0))  # weight decay of the encoders
+    tau_weight_decay: float = knob(0.0, Range(0.0, 1.0))  # Adam L2 on log(τ − floor)
+    batches: str = knob("reshuffled", BATCHES)  # reshuffled each epoch, or fixed consecutive
     hidden: tuple = knob((50, 50, 50), WIDTH)  # hidden widths of both MLPs
     normalization: str = knob("l2", NORMALIZATIONS)  # unit sphere or mean norm
     tau_init: float = knob(1.0, TEMPERATURE)  # starting temperature
@@ -63,6 +70,8 @@ class IntrinsicDimConfig(WorldConfig):
     id_neighbors: int = knob(20, Range(2, 1000))  # neighbours of the MLE
     probe_neighbors: int = knob(10, Range(1, 1000))  # neighbours of the k-NN R² probe
     probe_folds: int = knob(5, Range(2, 20))  # folds of the k-NN R² probe
+    tau_run_factor: int = knob(4, Range(4, 1000))  # the τ-trajectory runs: × epochs
+    mispaired: float = knob(0.1, Range(0.01, 0.9))  # the control: share of pairs re-paired
     record_every: int = knob(10, STEPS)  # steps between history records
     monitor_every: int = knob(5, Range(1, 100_000))  # epochs between ID/alignment reads
 
@@ -92,6 +101,31 @@ class IntrinsicDimConfig(WorldConfig):
         check_range("probe_neighbors", self.probe_neighbors, 1, most, integer=True)
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one epoch: ⌊n_train / batch_size⌋."""
+        return self.n_train // self.batch_size
+
+    @property
     def steps(self) -> int:
         """Optimizer steps of every training pass: epochs × ⌊n_train / batch_size⌋."""
         return self.epochs * (self.n_train // self.batch_size)
+
+
+def authors_recipe(cfg: IntrinsicDimConfig) -> IntrinsicDimConfig:
+    """`cfg` trained as yugjerry/mmcl-adapt's `_train_norm.py` trains (its learning rate,
+    epochs, data and widths kept): fixed consecutive batches never reshuffled
+    (`indices = range(batch_idx*batch_size, ...)` over the same X each epoch), outputs
+    divided by the mean norm of `n_append` = 1000 held-out inputs (the argparse default;
+    the README's synthetic command passes 2000), τ = floor + exp(4·s) with s in the same
+    Adam as the encoders (`tau_lr_frac = 4` for synthetic data: log τ moves 4× the
+    encoders' learning rate) and the same weight decay on s. Adam is invariant to the
+    gradient's scale, so with s' = 4s = log(τ − floor) this is Adam on s' at 4·lr with
+    L2 coefficient wd/16, which is what the book's knobs express.
+    """
+    return cfg.replace(
+        batches="fixed",
+        normalization="mean_norm",
+        n_reference=1000,
+        tau_lr=4 * cfg.lr,
+        tau_weight_decay=cfg.weight_decay / 16,
+    )

@@ -69,8 +69,10 @@ def sub_batch_info_nce(u: Tensor, v: Tensor, tau: Tensor, sub_batches: Sequence[
 class Training:
     """One training pass before its first step: the encoders (`fit`, untrained), the
     `objective` of a `[R, batch_size]` minibatch of pair indices (the loss per replica and
-    the named scalars to record), and the optimizer's parameter `groups` (the encoders at
-    `cfg.lr` with `cfg.weight_decay`; log(τ − floor) at `cfg.tau_lr`, no weight decay)."""
+    the named scalars to record; with `cfg.batches == "fixed"` it ignores them and takes
+    the authors' fixed consecutive batches, one per call), and the optimizer's parameter
+    `groups` (the encoders at `cfg.lr` with `cfg.weight_decay`; log(τ − floor) at
+    `cfg.tau_lr` with `cfg.tau_weight_decay`)."""
 
     fit: IntrinsicFit
     objective: Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
@@ -87,6 +89,7 @@ def training_objective(
     seed: int = 0,
     sub_batches: Sequence[int] | None = None,
     n_samples: Sequence[int] | None = None,
+    mispaired: Sequence[float] | None = None,
 ) -> Training:
     """The encoders, objective and parameter groups that `fit_encoders` trains (its
     arguments, without the monitor): one optimizer step is `objective(batch)` summed
@@ -107,6 +110,11 @@ def training_objective(
         raise ValueError(f"n_samples has {len(n_samples)} entries, replicas {n_rep}")
     for n_r in n_samples:
         check_range("n_samples", n_r, cfg.batch_size, n_all, integer=True)
+    mispaired = list(mispaired or [0.0] * n_rep)
+    if len(mispaired) != n_rep:
+        raise ValueError(f"mispaired has {len(mispaired)} entries, replicas {n_rep}")
+    for share in mispaired:
+        check_range("mispaired", share, 0.0, 1.0)
     for t in fixed_taus:
         if t is not None:
             check_range("fixed tau", t, 2 * cfg.tau_floor, None)
@@ -148,16 +156,40 @@ def training_objective(
             cursors[r] += cfg.batch_size
         return batch
 
+    step = 0
+    offsets = torch.arange(cfg.batch_size, device=device)
+    blocks = torch.tensor([n_r // cfg.batch_size for n_r in n_samples], device=device)
+
+    def consecutive() -> Tensor:  # the authors' batches: block (step mod n_r // B) of each
+        nonlocal step
+        batch = (step % blocks)[:, None] * cfg.batch_size + offsets
+        step += 1
+        return batch
+
+    noisy = {r: share for r, share in enumerate(mispaired) if share > 0}
+    coins = {r: stream(seed, "minibatch/mispair", ids[r], device) for r in noisy}
+
+    def repair(batch: Tensor) -> Tensor:  # a share of each noisy replica's y: random rows
+        if not noisy:
+            return batch
+        batch = batch.clone()
+        for r, share in noisy.items():
+            swap = coins[r].rand(cfg.batch_size) < share
+            batch[r] = torch.where(
+                swap, coins[r].randint(n_samples[r], (cfg.batch_size,)), batch[r]
+            )
+        return batch
+
     def objective(batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        batch = restrict(batch)
+        batch = consecutive() if cfg.batches == "fixed" else restrict(batch)
         t = fit.tau()
         u = fit.embed_x(rows(train_pairs.x, batch))
-        v = fit.embed_y(rows(train_pairs.y, batch))
+        v = fit.embed_y(rows(train_pairs.y, repair(batch)))
         return sub_batch_info_nce(u, v, t, sub_batches), {"tau": t.detach()}
 
     groups = [
         {"params": [*f.parameters(), *g.parameters()]},
-        {"params": [tau.log_excess], "lr": cfg.tau_lr, "weight_decay": 0.0},
+        {"params": [tau.log_excess], "lr": cfg.tau_lr, "weight_decay": cfg.tau_weight_decay},
     ]
     return Training(fit, objective, groups)
 
@@ -172,6 +204,7 @@ def fit_encoders(
     seed: int = 0,
     sub_batches: Sequence[int] | None = None,
     n_samples: Sequence[int] | None = None,
+    mispaired: Sequence[float] | None = None,
     monitor: SharedLatentSample | None = None,
     monitor_rows: Sequence[int] | None = None,
     desc: str = "training",
@@ -179,9 +212,12 @@ def fit_encoders(
     """Train MLP encoders with the symmetric InfoNCE loss, one replica per `out_widths` entry.
 
     `fixed_taus[r]` is replica r's fixed temperature, or None to learn it from
-    `cfg.tau_init` (τ = floor + exp(s), with its own learning rate `cfg.tau_lr` and no
-    weight decay). `replicas` are the replica ids (`nets.replica_ids`): replica id i draws
-    its initial weights and its minibatch order from its own streams, so runs that share
+    `cfg.tau_init` (τ = floor + exp(s), with its own learning rate `cfg.tau_lr` and Adam's
+    L2 coefficient `cfg.tau_weight_decay` on s). `cfg.batches == "fixed"` trains on the
+    authors' fixed consecutive batches (replica r cycles through blocks of its first
+    `n_samples[r]` pairs in order, never reshuffled) instead of reshuffled ones.
+    `replicas` are the replica ids (`nets.replica_ids`): replica id i draws its initial
+    weights and its minibatch order from its own streams, so runs that share
     an id share both. Samples may be shared (`[n, dim]`) or one world per replica
     (`[R, n, dim]`); `reference` holds the held-out inputs of the mean-norm rescaling.
     With `monitor` (test pairs), every `cfg.monitor_every` epochs and at the start the
@@ -195,7 +231,16 @@ def fit_encoders(
     the same number of steps of distinct pairs whatever its number of samples.
     """
     run = training_objective(
-        cfg, train_pairs, reference, out_widths, fixed_taus, replicas, seed, sub_batches, n_samples
+        cfg,
+        train_pairs,
+        reference,
+        out_widths,
+        fixed_taus,
+        replicas,
+        seed,
+        sub_batches,
+        n_samples,
+        mispaired,
     )
     fit = run.fit
     watched = list(range(len(out_widths))) if monitor_rows is None else list(monitor_rows)

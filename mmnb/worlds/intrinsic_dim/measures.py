@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.neighbors import KNeighborsRegressor
 from torch import Tensor
 
 from mmnb import probes
@@ -24,6 +27,7 @@ __all__ = [
     "alignment_ratio",
     "authors_retrieval",
     "id_estimates",
+    "knn_r2_columns",
     "measure",
     "nn_spacing",
 ]
@@ -45,6 +49,33 @@ def id_estimates(u: Tensor, widths: Sequence[int], n_neighbors: int = 20) -> dic
         "mean": np.array([p.mean() for p in pointwise]),
         "harmonic": np.array([1 / (1 / p).mean() for p in pointwise]),
     }
+
+
+def knn_r2_columns(
+    features: Tensor | np.ndarray,
+    target: Tensor | np.ndarray,
+    n_neighbors: int = 10,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Cross-validated k-NN R² of every column of `target` on its own, `[R, m]`.
+
+    The same regression as `mmnb.probes.knn_r2` (out-of-fold predictions pooled, the
+    folds of `KFold(shuffle=True, random_state=seed)`), scored column by column instead of
+    averaged over columns. `features` is `[R, n, w]`, `target` `[n, m]`. If a column is
+    independent of the features its R² is about −1/K, with a standard error of about
+    (1 + 1/K)·√(2/n) for a Gaussian column.
+    """
+    x = torch.as_tensor(features).detach().cpu().double().numpy()
+    t = torch.as_tensor(target).detach().cpu().double().numpy().reshape(x.shape[1], -1)
+    folds = KFold(n_folds, shuffle=True, random_state=seed)
+    model = KNeighborsRegressor(n_neighbors)
+    return np.stack(
+        [
+            r2_score(t, cross_val_predict(model, xr, t, cv=folds), multioutput="raw_values")
+            for xr in x
+        ]
+    )
 
 
 def alignment_ratio(u: Tensor, v: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ __all__ = [
     "SharedLatentWorld",
     "Splits",
     "World",
+    "mispair",
     "stack_samples",
     "truncation_link",
 ]
@@ -75,6 +76,28 @@ def stack_samples(samples: Sequence[SharedLatentSample]) -> SharedLatentSample:
             for field in fields(SharedLatentSample)
         )
     )
+
+
+def mispair(
+    sample: SharedLatentSample, fraction: float, seed: int, name: str = "train"
+) -> SharedLatentSample:
+    """The same pairs with a share `fraction` of them re-paired at random.
+
+    The rows ⌊fraction · n⌋ first of a random order (stream (seed, "mispair/<name>"))
+    pass their y (and private part of y) one step along that order, so each of them gets
+    another row's y: no re-paired row keeps its partner. x, z and the private part of x
+    stay; z is x's latent, which the new y no longer shares.
+    """
+    check_range("fraction", fraction, 0.0, 1.0)
+    n = len(sample)
+    m = int(fraction * n)
+    if m < 2:
+        raise ValueError(f"fraction={fraction}: re-pairs {m} of {n} pairs, need at least 2")
+    rows = stream(seed, f"mispair/{name}").randperm(n)[:m].to(sample.y.device)
+    y, private_y = sample.y.clone(), sample.private_y.clone()
+    y[..., rows, :] = sample.y[..., rows.roll(1), :]
+    private_y[..., rows, :] = sample.private_y[..., rows.roll(1), :]
+    return SharedLatentSample(sample.x, y, sample.z, sample.private_x, private_y)
 
 
 def _orthogonal(n: int, gen: torch.Generator) -> Tensor:
