@@ -14,7 +14,8 @@ notebook over the grid with `mmnb.sweep` and stores, in `data/maps/<chapter>/`:
 
 `cells` reads a sweep's run folders into that table; `verdicts` decides a cell over its
 seeds; `draw` draws one panel per claim: the verdict as colour, the value as text, the
-predicted boundary as a line between cells.
+predicted boundary as a line between cells; `show` is what a chapter calls to draw its
+stored map and glue, for its prose, the share of cells where each claim held.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ __all__ = [
     "held_share",
     "load",
     "regime_map",
+    "repository_root",
+    "show",
     "verdicts",
 ]
 
@@ -270,3 +273,45 @@ def _boundary(ax: Any, spec: RegimeMap, claim: str, xs: list[Any], ys: list[Any]
                 ax.plot([i + 0.5, i + 0.5], [j - 0.5, j + 0.5], color="black", lw=2)
             if j + 1 < len(ys) and inside[j, i] != inside[j + 1, i]:
                 ax.plot([i - 0.5, i + 0.5], [j + 0.5, j + 0.5], color="black", lw=2)
+
+
+def repository_root(start: Path | None = None) -> Path:
+    """The book's folder: the first of `start` (default: the working directory, which is
+    `chapters/` when a chapter runs) and its parents that holds `_toc.yml`."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").exists():
+            return folder
+    return here
+
+
+def show(chapter: str, root: Path | None = None) -> pd.DataFrame | None:
+    """Draw the chapter's stored regime map and glue, per claim, `map_held_<claim>` (the
+    share of cells where it held) and `map_agrees_<claim>` (the share where the verdict
+    matched the theory's premise), with `map_cells`, `map_date` and `map_machine`.
+
+    Returns the share table; without a stored map it prints the command that makes one
+    and returns None (the chapter runs on).
+    """
+    import matplotlib.pyplot as plt
+
+    from mmnb.glue import glue
+
+    spec = regime_map(chapter)
+    if spec is None:
+        raise KeyError(f"{chapter} declares no regime map")
+    try:
+        table, provenance = load(chapter, repository_root(root))
+    except FileNotFoundError as err:
+        print(err)
+        return None
+    shares = held_share(spec, table)
+    for name, share in shares.items():
+        glue(f"map_held_{name}", share["held"], display=False)
+        glue(f"map_agrees_{name}", share["agrees"], display=False)
+    glue("map_cells", len(spec.x.values) * len(spec.y.values), display=False)
+    glue("map_date", provenance["date"][:10], display=False)
+    glue("map_machine", provenance["machine"], display=False)
+    draw(spec, table)
+    plt.show()
+    return pd.DataFrame(shares).T.rename_axis("claim")

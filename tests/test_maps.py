@@ -112,8 +112,9 @@ def test_a_missing_map_is_reported(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(mmnb.maps, "regime_map", lambda chapter: TINY)
     (tmp_path / "chapters").mkdir()
     shutil.copy(ROOT / "tests" / "data" / "tiny_map.ipynb", tmp_path / "chapters")
-    (problem,) = maps_tool.stale(tmp_path, ["tiny_map"])
-    assert "no stored map" in problem
+    assert maps_tool.stale(tmp_path, ["tiny_map"]) == []
+    (problem,) = maps_tool.missing(tmp_path, ["tiny_map"])
+    assert "no stored map" in problem and "tools/maps.py tiny_map" in problem
 
 
 def test_a_map_rejects_knobs_set_twice() -> None:
@@ -173,3 +174,20 @@ def _value(axis: Axis, stored):
         ):
             return v
     raise KeyError(stored)
+
+
+def test_a_chapter_shows_its_map_and_glues_the_shares(made, monkeypatch, capsys) -> None:
+    root, _ = made
+    monkeypatch.setattr(mmnb.maps, "regime_map", lambda chapter: TINY)
+    shares = mmnb.maps.show("tiny_map", root=root)
+    assert shares.loc["sum_small", "held"] == 0.75
+    assert mmnb.maps.show("tiny_map", root=root / "chapters" / "nowhere") is None
+    assert "tools/maps.py tiny_map" in capsys.readouterr().out
+
+
+def test_the_execution_cache_reruns_a_page_when_its_map_changes(made) -> None:
+    root, target = made
+    page = root / "chapters" / "tiny_map.ipynb"
+    assert not maps_tool._book_cache().data_files("x = 1", page, root)
+    found = maps_tool._book_cache().data_files("mmnb.maps.show('tiny_map')", page, root)
+    assert target / "cells.csv" in found and target / "provenance.json" in found

@@ -117,8 +117,11 @@ def module_closure(code: str, root: Path = ROOT) -> set[Path]:
 
 
 def data_files(code: str, page: Path, root: Path = ROOT) -> set[Path]:
-    """Files of the repository named by string literals in the code (data the page reads)."""
+    """Files of the repository named by string literals in the code (data the page reads),
+    and the page's stored regime map when it shows one (`mmnb.maps.show`)."""
     found = set()
+    if "maps.show(" in code:
+        found |= {p for p in (root / "data" / "maps" / page.stem).glob("*") if p.is_file()}
     for literal in re.findall(r"""["']([\w./-]+\.\w+)["']""", code):
         for base in (page.parent, root):
             path = (base / literal).resolve()
