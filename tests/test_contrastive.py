@@ -89,3 +89,33 @@ def test_bad_settings_name_the_knob():
     with pytest.raises(ValueError, match="steps=1000000000 is out of range"):
         ContrastiveConfig.from_profile("book", steps=10**9)
     assert ContrastiveConfig.from_profile("paper").n_train == 65536
+
+
+def test_unpaired_shuffles_the_partners_only():
+    cfg = ContrastiveConfig()
+    world = PairedWorld(cfg, seed=0)
+    pairs = world.sample(200, "data/train")
+    shuffled = world.unpaired(pairs)
+    torch.testing.assert_close(shuffled.x, pairs.x)
+    torch.testing.assert_close(shuffled.z, pairs.z)
+    # y moved with its own latent: the same rows, in another order
+    assert not torch.equal(shuffled.y, pairs.y)
+    order = torch.cdist(shuffled.y, pairs.y).argmin(1)
+    torch.testing.assert_close(pairs.s_y[order], shuffled.s_y)
+    assert (order != torch.arange(200)).float().mean() > 0.9
+    torch.testing.assert_close(world.unpaired(pairs).y, shuffled.y)  # a named stream
+
+
+def test_latent_r2_matches_scikit_learn():
+    """`latent_r2` is the R² of mmnb.probes' scikit-learn estimators, per replica."""
+    from mmnb.probes import r2_kernel, r2_linear
+
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(120, 2, generator=gen)
+    feats = torch.stack([torch.tanh(z @ torch.randn(2, 5, generator=gen)) for _ in range(2)])
+    feats = feats + 0.1 * torch.randn(feats.shape, generator=gen)
+    for method, reference in [("linear", r2_linear), ("kernel", r2_kernel)]:
+        ours = contrastive.latent_r2(feats, z, method)
+        theirs = reference(feats[:, :60], z[:60], feats[:, 60:], z[60:])
+        assert ours.shape == (2,)
+        assert ours == pytest.approx(theirs, abs=1e-4)

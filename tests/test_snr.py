@@ -433,9 +433,28 @@ def test_config_profiles_and_validation():
         (dict(negatives="same"), "negatives"),
         (dict(steps=10, rate_steps=20), "rate_steps"),
         (dict(phase_c_mu=()), "phase_c_mu"),
+        (dict(control_c_mu=()), "control_c_mu"),
+        (dict(control_c_mu=(-1.0,)), "control_c_mu"),
+        (dict(window_c_mu=-1.0), "window_c_mu"),
+        (dict(window_n_snr2=0.0), "window_n_snr2"),
         (dict(m=0), "m"),
     ]:
         with pytest.raises(ValueError, match=match):
             snr.SNRConfig(**bad)
     with pytest.raises(ValueError, match="profile"):
         snr.SNRConfig.from_profile("huge")
+
+
+def test_cmu_tags_name_the_controls():
+    assert [snr.cmu_tag(c) for c in (1.0, 0.5, 2.66, 3)] == ["1", "half", "2_66", "3"]
+
+
+def test_a_weaker_second_modality_leaves_the_image_data_alone():
+    """The C_μ controls pair each replica with Figure 1's: only the text signal changes."""
+    cfg = tiny_cfg()
+    a = snr.SNRWorld(cfg, 0, "cpu", 2).data()
+    b = snr.SNRWorld(cfg, 0, "cpu", [0, 1, 0, 1], c_mu=[1.0, 1.0, 0.5, 0.5]).data()
+    for name in ("y", "x", "x_aug", "x_test", "y_test", "xi_text"):
+        torch.testing.assert_close(getattr(b, name)[2:], getattr(a, name), rtol=0, atol=0)
+    ratio = b.mu_text.norm(dim=-1) / b.mu.norm(dim=-1)
+    torch.testing.assert_close(ratio, torch.tensor([1.0, 1.0, 0.5, 0.5]))

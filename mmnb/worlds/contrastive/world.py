@@ -18,6 +18,8 @@ from mmnb.worlds.contrastive.config import ContrastiveConfig
 
 __all__ = ["PairedSample", "PairedWorld"]
 
+UNPAIRED = "data/unpaired"  # the purpose of the shuffle that breaks the pairs
+
 
 @dataclass
 class PairedSample:
@@ -58,3 +60,11 @@ class PairedWorld:
         x = x + self.noise * draw.randn(*x.shape)
         y = y + self.noise * draw.randn(*y.shape)
         return PairedSample(x=x, y=y, z=z, s_x=s_x, s_y=s_y)
+
+    def unpaired(self, sample: PairedSample) -> PairedSample:
+        """The same x and y with the partners shuffled: y (and its latents) permuted by the
+        stream (world seed, ``"data/unpaired"``), so x and its partner share nothing."""
+        perm = stream(self.seed, UNPAIRED, device=self.device).randperm(len(sample.y))
+        return PairedSample(
+            x=sample.x, y=sample.y[perm], z=sample.z, s_x=sample.s_x, s_y=sample.s_y[perm]
+        )

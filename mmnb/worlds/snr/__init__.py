@@ -11,7 +11,7 @@ the ColoredMNIST recipe, SimCLR against CLIP with an ideal caption encoder
 
 from __future__ import annotations
 
-from mmnb.worlds.snr.config import DigitsConfig, SNRConfig, snr_for
+from mmnb.worlds.snr.config import DigitsConfig, SNRConfig, cmu_tag, snr_for
 from mmnb.worlds.snr.digits import ColoredDigits, DataUnavailable, DigitsWorld
 from mmnb.worlds.snr.digits_fit import DigitsFit, fit_digits
 from mmnb.worlds.snr.encoders import PatchEncoder, SignalNoiseEncoder
@@ -43,6 +43,7 @@ __all__ = [
     "SNRWorld",
     "SignalNoiseEncoder",
     "World",
+    "cmu_tag",
     "fit_digits",
     "fit_snr",
     "growth_rates",

@@ -18,7 +18,7 @@ from mmnb.ranges import (
     Range,
 )
 
-__all__ = ["NEGATIVES", "SOURCES", "DigitsConfig", "SNRConfig", "snr_for"]
+__all__ = ["NEGATIVES", "SOURCES", "DigitsConfig", "SNRConfig", "cmu_tag", "snr_for"]
 
 NEGATIVES = ("opposite_label", "all")
 SOURCES = ("sklearn", "mnist")
@@ -27,6 +27,12 @@ SOURCES = ("sklearn", "mnist")
 def snr_for(n_snr2: float, n: int) -> float:
     """The SNR that gives n·SNR² = `n_snr2` with n samples."""
     return math.sqrt(n_snr2 / n)
+
+
+def cmu_tag(c_mu: float) -> str:
+    """The tag of a C_μ value in a claim's name: "half" for 0.5, else the value ("1",
+    "2_66")."""
+    return "half" if c_mu == 0.5 else f"{c_mu:g}".replace(".", "_")
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class SNRConfig(WorldConfig):
     PAPER: ClassVar[dict] = {
         "eval_every": 5,
         "phase_n_snr2": (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 6.0),
-        "phase_c_mu": (0.5, 1.0, 1.5, 2.0, 2.66, 3.0, 4.0, 5.0, 7.0),
+        "phase_c_mu": (0.25, 0.5, 1.0, 1.5, 2.0, 2.66, 3.0, 4.0, 5.0, 7.0),
         "phase_seeds": 5,
     }
 
@@ -63,10 +69,15 @@ class SNRConfig(WorldConfig):
     rate_steps: int = knob(20, Range(2, 200_000))  # early steps of the growth-rate fit
     # the negative control: the same run at a large n·SNR²
     control_n_snr2: float = knob(8.0, Range(1e-4, 1e4))  # n·SNR² of the control run
+    # C_μ of the controls at Fig. 1's n·SNR² (the second modality too weak to teach)
+    control_c_mu: tuple = knob((1.0, 0.5), SCALE)
+    # the theorem's window: n·SNR² in [1.7, 1.8] and C_μ ≥ 2.66
+    window_n_snr2: float = knob(1.75, Range(1e-4, 1e4))  # n·SNR² of the window run
+    window_c_mu: float = knob(2.66, SCALE)  # C_μ of the window run
     # the phase diagram
     phase_diagram: bool = knob(True)  # run the phase diagram
     phase_n_snr2: tuple = knob((0.25, 0.5, 1.0, 2.0, 4.0), Range(1e-4, 1e4))  # n·SNR² grid
-    phase_c_mu: tuple = knob((1.0, 1.7, 3.0, 5.0), SCALE)  # C_μ grid
+    phase_c_mu: tuple = knob((0.5, 1.0, 1.7, 2.66, 3.0, 5.0), SCALE)  # C_μ grid
     phase_seeds: int = knob(3, Range(1, 64))  # replicas per grid point
 
     def check(self) -> None:
@@ -75,7 +86,7 @@ class SNRConfig(WorldConfig):
                 f"rate_steps={self.rate_steps} must not exceed steps={self.steps}; "
                 f"allowed: an integer in [2, {self.steps}]"
             )
-        for name in ("phase_n_snr2", "phase_c_mu"):
+        for name in ("phase_n_snr2", "phase_c_mu", "control_c_mu"):
             if not getattr(self, name):
                 raise ValueError(f"{name}=(): give at least one grid value")
 
