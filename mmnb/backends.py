@@ -4,7 +4,10 @@ Locally the sweep claims a run (`mmnb.runs.Claim`) and hands the same lock to a
 *runner*, a fresh Python process that executes the notebook; the lock lasts while
 either of them lives. A runner dies with the sweep: a signal interrupts its notebook,
 stops its kernel, records the run as `interrupted` and exits; it gets SIGTERM when the
-sweep dies. On Dask each run claims its folder on its worker.
+sweep dies. When a runner dies (`kill -9`, out of memory), the sweep ends its kernel's
+whole process group (recorded in `run.json`). On Dask each run claims its folder on its
+worker; when the scheduler dies, each run of the sweep is recorded as what it then was
+(finished, still running on a worker, or never started).
 
 Imports nothing heavy at the top: runners start fast.
 """
@@ -12,6 +15,7 @@ Imports nothing heavy at the top: runners start fast.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +27,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mmnb.locks import Claim
+from mmnb.kernels import kill_group
+from mmnb.locks import Claim, claim_holder, describe_holder
+from mmnb.plan import check_finished
 from mmnb.runs import (
     EXIT,
     RunResult,
@@ -38,7 +44,16 @@ from mmnb.runs import (
     write_record,
 )
 
-__all__ = ["DaskRuns", "LocalRuns", "finish_local", "runner_main", "spawn_runner", "watch_parent"]
+__all__ = [
+    "DaskRuns",
+    "LocalRuns",
+    "SchedulerLost",
+    "finish_local",
+    "runner_main",
+    "settle_lost",
+    "spawn_runner",
+    "watch_parent",
+]
 
 
 # A runner imports this module without `mmnb/__init__` (which imports torch): it
@@ -99,20 +114,25 @@ def runner_main(task_json: str, fd: str, parent: str) -> int:
 def finish_local(task: RunTask, claim: Claim, process: Any, stopping: bool) -> RunResult:
     """The outcome of a runner that has exited; record it if the runner could not.
 
-    The caller still holds the claim (released here), so writing the record is safe.
+    Whatever is left of the run's kernel (its process group) is ended. The caller still
+    holds the claim (released here), so writing the record is safe.
     """
     try:
         try:
             record = read_record(task.folder)
         except ValueError:
             record = None
-        final = ("ok", "claims_failed", "failed", "interrupted")
+        kill_group((record or {}).get("kernel_pgid"))
+        final = ("ok", "claims_failed", "failed", "interrupted", "disk_full")
         if record and record.get("pid") == process.pid and record["status"] in final:
             wall, error = record.get("wall_seconds"), record.get("error", "")
             return RunResult(task.name, record["status"], wall, error)
+        code = process.returncode
+        if code == EXIT["disk_full"]:
+            error = "disk full (no space left on device); free space and run it again"
+            return RunResult(task.name, "disk_full", None, error)
         if task.finished:  # the notebook saved its metrics, the runner died afterwards
             return finish_claims(task, None)
-        code = process.returncode
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         if stopping or -code in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             error = f"interrupted: its process ended ({how}); the next resume runs it again"
@@ -170,9 +190,13 @@ class LocalRuns:
         claim = claim_run(task)
         if isinstance(claim, RunResult):
             return claim
-        if task.finished:  # by another sweep, between the plan and the claim
+        try:  # finished by another sweep between the plan and the claim, or another's run
+            result = check_finished(task)
+        except OSError as err:
+            result = RunResult(task.name, "failed", None, f"cannot set aside: {err}")
+        if result is not None:
             claim.release()
-            return RunResult(task.name, "done", None)
+            return result
         try:
             self.active[task.name] = (task, claim, spawn_runner(task, claim))
         except BaseException:
@@ -208,6 +232,7 @@ class DaskRuns:
             raise ValueError(
                 "--scheduler needs Dask distributed: pip install 'dask[distributed]'"
             ) from err
+        self.address, self.lost = address, False
         self.client = Client(address, set_as_default=False)
         self.token = uuid.uuid4().hex[:8]
         self.futures: dict[Any, RunTask] = {}
@@ -227,10 +252,16 @@ class DaskRuns:
         return None
 
     def poll(self) -> list[RunResult]:
+        if self.client.status not in ("running", "connecting", "newly-created"):
+            self.lost = True
+            raise SchedulerLost(f"the Dask scheduler at {self.address} died")
         results = []
         for future, task in list(self.futures.items()):
             if not future.done():
                 continue
+            if future.status in ("cancelled", "lost"):  # not by this sweep: it died
+                self.lost = True
+                raise SchedulerLost(f"the Dask scheduler at {self.address} died or restarted")
             del self.futures[future]
             try:
                 result = future.result()
@@ -248,12 +279,53 @@ class DaskRuns:
     def stop(self) -> list[RunResult]:
         """Cancel the queued runs; runs already on a worker finish there (Dask cannot stop
         them) and record themselves."""
-        self.client.cancel(list(self.futures))
+        try:
+            self.client.cancel(list(self.futures))
+        except Exception:  # noqa: BLE001 - a dead scheduler has nothing left to cancel
+            pass
         self.futures = {}
         return []
 
     def close(self) -> None:
-        self.client.close()
+        if getattr(self, "lost", False):  # its reconnection attempts would print tracebacks
+            logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+        try:
+            self.client.close(timeout=5)
+        except Exception:  # noqa: BLE001 - closing a client of a dead scheduler
+            pass
+
+
+class SchedulerLost(RuntimeError):
+    """The Dask scheduler died; `remaining` holds the sweep's runs that had not ended."""
+
+    remaining: list[RunTask] = []
+
+
+def settle_lost(task: RunTask, why: str) -> RunResult:
+    """Record what became of a run when the Dask scheduler died: finished, still running
+    on a worker (its claim is held), started but stopped, or never started."""
+    claim = claim_run(task)
+    if isinstance(claim, RunResult):
+        if claim.status == "busy":
+            who = describe_holder(claim_holder(task.folder))
+            error = f"still running on a worker ({who}) after {why}; collect later"
+            return RunResult(task.name, "running", None, error)
+        return claim
+    try:
+        if task.finished:
+            return finish_claims(task, None)
+        try:
+            started = read_record(task.folder) is not None
+        except ValueError:
+            started = True
+        if started:
+            error = f"interrupted: {why} while it ran; the next resume runs it again"
+        else:
+            error = f"never started: {why} before it started; the next resume runs it"
+        write_record(task, "interrupted", None, error)
+        return RunResult(task.name, "interrupted", None, error)
+    finally:
+        claim.release()
 
 
 def _appears(task: RunTask, timeout: float = 60.0) -> bool:

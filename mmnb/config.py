@@ -39,12 +39,19 @@ __all__ = [
 C = TypeVar("C", bound="WorldConfig")
 
 
+def _kind(value: Any) -> type:
+    """bool, str or a number: `1` is not `True`, and `"1"` is not `1`."""
+    return bool if isinstance(value, bool) else str if isinstance(value, str) else float
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
-    """Return `value` if it is one of `allowed`, else raise a `ValueError` naming both."""
+    """Return `value` if it is one of `allowed` (a bool only as a bool, a number only as a
+    number), else raise a `ValueError` naming both."""
     allowed = list(allowed)
-    if isinstance(value, float) and math.isnan(value) or value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; choose one of {allowed}")
-    return value
+    for choice in allowed:
+        if _kind(choice) is _kind(value) and choice == value:
+            return value
+    raise ValueError(f"{name}={value!r} is not allowed; choose one of {allowed}")
 
 
 def check_range(

@@ -3,7 +3,10 @@
 Whoever holds the lock runs the run and is the only writer in its folder. The operating
 system drops the lock when the processes holding it die (however they die), so a crash
 never leaves a stale claim; the holder's host and pid are written into the file for
-messages. Nothing is followed through symbolic links.
+messages. Nothing is followed through symbolic links, and a claim file with other hard
+links is not used (writing it would write the other files). A lock held by a process
+that is not an mmnb run (the file does not name a live holder on this host) is named as
+such, with the process that holds it where the system tells (`/proc/locks` on Linux).
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ class Claim:
         except OSError as err:
             why = "is a symbolic link" if err.errno == errno.ELOOP else err.strerror
             raise ValueError(f"cannot claim the run: {path} {why}") from err
+        if os.fstat(fd).st_nlink > 1:
+            os.close(fd)
+            raise ValueError(
+                f"cannot claim the run: {path} has other hard links; it is not written "
+                "through them (remove it)"
+            )
         deadline = time.monotonic() + patience
         try:
             while True:
@@ -96,8 +105,54 @@ class Claim:
             self.fd = -1
 
 
+def _lock_owner(fd: int) -> int | None:
+    """The pid that took the flock on the open file `fd` (Linux: from /proc/locks)."""
+    try:
+        inode = os.fstat(fd).st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:  # a waiter, not the holder
+            continue
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
+
+
+def _command(pid: int | None) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return " ".join(raw.decode(errors="replace").split("\0")).strip()[:120] or "?"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unrelated(fd: int, holder: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The lock's owner, when the claim file does not name a live mmnb holder here."""
+    here = holder and holder.get("host") == socket.gethostname()
+    if holder and (not here or _alive(holder.get("pid"))):
+        return None  # a live holder, or one on another host (which cannot be checked)
+    owner = _lock_owner(fd)
+    return {"unrelated": True, "pid": owner, "command": _command(owner), "named": holder}
+
+
 def claim_holder(folder: str | Path) -> dict[str, Any] | None:
-    """Who holds the run's claim ({host, pid, since}), or None when nobody does."""
+    """Who holds the run's claim ({host, pid, since}), or None when nobody does; for a
+    lock held by a process that is not an mmnb run, {unrelated, pid, command}."""
     path = Path(folder) / CLAIM
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC)
@@ -112,7 +167,15 @@ def claim_holder(folder: str | Path) -> dict[str, Any] | None:
                 holder = json.loads(text)
             except ValueError:
                 holder = None
-            return holder if isinstance(holder, dict) else {"host": "?", "pid": "?"}
+            holder = holder if isinstance(holder, dict) and "pid" in holder else None
+            if holder is None:
+                time.sleep(0.05)  # an mmnb holder writes its name just after locking
+                try:
+                    holder = json.loads(os.pread(fd, 4096, 0).decode(errors="replace"))
+                except ValueError:
+                    holder = None
+                holder = holder if isinstance(holder, dict) and "pid" in holder else None
+            return _unrelated(fd, holder) or holder
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -122,4 +185,9 @@ def claim_holder(folder: str | Path) -> dict[str, Any] | None:
 def describe_holder(holder: dict[str, Any] | None) -> str:
     if not holder:
         return "another process"
+    if holder.get("unrelated"):
+        who = f"pid {holder['pid']} ({holder['command']})" if holder.get("pid") else "a process"
+        named = holder.get("named")
+        gone = f"; the pid {named.get('pid')} it names is gone" if named else ""
+        return f"an unrelated process, not an mmnb run: {who}{gone}"
     return f"pid {holder.get('pid')} on {holder.get('host')}"

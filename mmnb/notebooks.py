@@ -4,8 +4,9 @@
 name and leaves the notebook's value in place). `check_values` builds the notebook's
 world config (the class whose `from_parameters(globals())` the notebook calls) from the
 cell's defaults and the given values, so that a value out of range, of the wrong type,
-NaN or too large for the machine stops a run or a sweep at once, with the config's
-message naming the knob, instead of failing in a kernel minutes later.
+NaN, too large for the machine's memory (`mmnb.budget`) or on a device the machine
+lacks stops a run or a sweep at once, with a message naming the knob, instead of failing
+in a kernel minutes later.
 """
 
 from __future__ import annotations
@@ -170,23 +171,36 @@ def check_values(
     notebook: str | Path,
     points: Iterable[Mapping[str, Any]],
     known: Mapping[str, Mapping[str, Any]] | None = None,
+    notes: list[str] | None = None,
+    machine: bool = True,
 ) -> int:
-    """Check every run's values with the notebook's config(s); return how many configs checked.
+    """Check every run's values with the notebook's config(s), its device and its memory
+    estimate; return how many configs checked.
 
     A bad value raises the config's `ValueError` (it names the knob and the allowed
-    values), prefixed with the run's parameters.
+    values), prefixed with the run's parameters. With `machine` off (runs on a Dask
+    cluster) the device and memory are the workers', not checked here. Notes for the
+    user (the expected time of a `"paper"` run on a CPU) are appended to `notes`.
     """
-    from mmnb.runs import run_name
+    from mmnb.budget import check_budget, paper_note, resolve
+    from mmnb.names import run_name
 
     if known is None:
         known = check_parameters(notebook, [])
     configs = notebook_configs(notebook)
     defaults = _defaults(known)
     for params in points:
+        values = {**defaults, **params}
         try:
             _check_run_values(params)
-            for config in configs:
-                config.from_parameters({**defaults, **params})
+            built = [config.from_parameters(values) for config in configs]
+            if built and machine:
+                check_budget(values, built)
+                note = paper_note(notebook, values, built)
+                if note and notes is not None and note not in notes:
+                    notes.append(note)
+            elif machine and "device" in params:
+                resolve(params["device"])
         except ValueError as err:
             raise ValueError(f"run {run_name(params)}: {err}") from None
     return len(configs)

@@ -3,7 +3,8 @@
 A run folder holds
 
     .claim          the claim: whoever holds its lock runs this run (host and pid inside)
-    run.json        the record: parameters, status, error, wall time
+    run.json        the record: parameters, status, error, wall time, provenance (the
+                    notebook and the code that made it) and the kernel's process group
     metrics.json    written by the notebook; a valid one marks the run finished (its
                     status is `claims_failed` when a claim it records did not hold)
     error.txt       the full error text of a failed run
@@ -14,20 +15,24 @@ touched, and only the holder writes there. The operating system drops the lock w
 processes holding it die (however they die), so a crash never leaves a stale claim;
 the holder's host and pid are written into the file for messages and for `collect`.
 A run that is not finished is run from scratch: a `metrics.json` left there is set aside
-(`metrics.json.corrupt`), so is one written by a run that then failed (`.failed`).
+(`metrics.json.corrupt`), so is one written by a run that then failed (`.failed`) and
+the files a full disk left half-written (`.partial`). A finished run made by another
+notebook, other code or with other parameters is not taken as this run: it is refused,
+or with `redo` set aside (`.superseded`) and run again. The executed notebook is written
+under a temporary name and renamed into place, so a link at its name is never written
+through.
 
 This module imports nothing heavy at the top: runners start fast.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import re
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,19 +44,23 @@ from mmnb.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from mmnb.kernels import KernelWatch, check_kernel, stop_kernels
 from mmnb.locks import Claim, claim_holder, describe_holder, holder
+from mmnb.names import run_name
 
 __all__ = [
     "RunInterrupted",
     "RunResult",
     "RunTask",
     "check_kernel",
+    "disk_full",
     "execute_claimed",
     "execute_run",
     "fail",
     "finish_claims",
     "on_signal",
     "read_record",
+    "set_aside",
     "run_name",
     "write_record",
 ]
@@ -61,7 +70,7 @@ RECORD = "run.json"
 ERROR = "error.txt"
 OUTPUT_DIR = "output_dir"
 # exit statuses of a runner process
-EXIT = {"ok": 0, "failed": 1, "interrupted": 3, "claims_failed": 4}
+EXIT = {"ok": 0, "failed": 1, "interrupted": 3, "claims_failed": 4, "disk_full": 5}
 # a notebook that stops on its own claims raises this (after saving its metrics)
 CLAIMS_FAILED = "ClaimsFailed"
 
@@ -83,6 +92,9 @@ class RunTask:
     folder: str
     params: dict[str, Any] = field(hash=False)
     kernel_name: str = "python3"
+    provenance: dict[str, Any] = field(default_factory=dict, hash=False)  # see mmnb.provenance
+    timeout: float | None = None  # seconds the notebook may run; None: no limit
+    redo: bool = False  # run again a finished run made by another notebook or other code
 
     def metrics_problem(self) -> str | None:
         """None if the run finished (a valid metrics.json), else why not ('' if absent)."""
@@ -104,8 +116,10 @@ class RunTask:
 @dataclass(frozen=True)
 class RunResult:
     """What became of one run: `ok`, `claims_failed` (finished, numbers kept, a claim did
-    not hold), `failed`, `interrupted`; `busy` (another process holds its claim) or `done`
-    (it finished elsewhere) for a run this process did not run."""
+    not hold), `failed`, `interrupted`, `disk_full`; `busy` (another process holds its
+    claim), `done` (it finished elsewhere) or `refused` (its folder holds a finished run
+    of another notebook, other code or other parameters) for a run this process did not
+    run."""
 
     name: str
     status: str
@@ -113,14 +127,18 @@ class RunResult:
     error: str = ""
 
 
-def write_record(task: RunTask, status: str, wall: float | None = None, error: str = "") -> None:
+def write_record(
+    task: RunTask, status: str, wall: float | None = None, error: str = "", **more: Any
+) -> None:
     """Write the run's `run.json` (only the holder of the claim calls this)."""
     record = {
         "params": task.params,
         "status": status,
         "wall_seconds": None if wall is None else round(wall, 3),
         "error": error,
+        "provenance": task.provenance,
         **holder(),
+        **more,
     }
     write_json_atomic(Path(task.folder) / RECORD, record)
 
@@ -138,7 +156,7 @@ def read_record(folder: str | Path) -> dict[str, Any] | None:
     return record
 
 
-def _set_aside(path: Path, why: str) -> None:
+def set_aside(path: Path, why: str) -> None:
     """Rename `path` to `<name>.<why>` (kept for inspection; it no longer counts)."""
     if path.exists() or path.is_symlink():
         os.replace(path, path.with_name(f"{path.name}.{why}"))
@@ -156,25 +174,10 @@ def fail(task: RunTask, wall: float | None, error: str, detail: str) -> RunResul
     aside as `metrics.json.failed` so that resuming runs the run again.
     """
     folder = Path(task.folder)
-    _set_aside(folder / METRICS, "failed")
+    set_aside(folder / METRICS, "failed")
     write_text_atomic(folder / ERROR, detail)
     write_record(task, "failed", wall, _one_line(error))
     return RunResult(task.name, "failed", wall, _one_line(error))
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
-
-
-def _token(value: Any) -> str:
-    text = repr(value) if isinstance(value, float) else str(value)
-    return _UNSAFE.sub("-", text)
-
-
-def run_name(params: Mapping[str, Any]) -> str:
-    """The run's folder name, `name=value` pairs joined by `__` (`defaults` when empty)."""
-    if not params:
-        return "defaults"
-    return "__".join(f"{name}={_token(value)}" for name, value in params.items())
 
 
 # --- interruption ----------------------------------------------------------------------
@@ -192,19 +195,28 @@ def on_signal(signum: int, frame: Any) -> None:
         raise RunInterrupted(signum)
 
 
-def _stop_kernels() -> None:
-    """Kill this process's children: the kernel and whatever it started."""
+def _disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = f"{getattr(err, 'ename', '')}: {getattr(err, 'evalue', '')}"
+    return "[Errno 28]" in text or "No space left on device" in text
+
+
+def disk_full(task: RunTask, wall: float | None, err: BaseException) -> RunResult:
+    """Record a run that the disk's filling stopped; set its half-written files aside."""
+    folder = Path(task.folder)
+    set_aside(folder / METRICS, "partial")
+    set_aside(folder / Path(task.notebook).name, "partial")
+    error = (
+        f"disk full (no space left on device) while the run wrote its files ({err}); "
+        "half-written files are kept as *.partial; free space and run the same command again"
+    )
     try:
-        import psutil
-    except ImportError:  # kernels leave by themselves within a second of their parent
-        return
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=5)
+        write_text_atomic(folder / ERROR, error)
+        write_record(task, "disk_full", wall, error)
+    except OSError:  # the disk is still full: collect reports the run as not finished
+        pass
+    return RunResult(task.name, "disk_full", wall, error)
 
 
 def execute_claimed(task: RunTask) -> RunResult:
@@ -215,43 +227,59 @@ def execute_claimed(task: RunTask) -> RunResult:
     folder = Path(task.folder)
     notebook = Path(task.notebook)
     output = folder / notebook.name
-    _set_aside(folder / METRICS, "corrupt")  # the run is not finished: any metrics.json is bad
-    (folder / ERROR).unlink(missing_ok=True)
-    if output.is_symlink():
-        output.unlink()  # write the notebook here, not at the link's target
-    write_record(task, "running")
+    partial = folder / f".{notebook.stem}.running.ipynb"  # renamed into place at the end
     start = time.perf_counter()
+    watch = KernelWatch(task.timeout, lambda pgid: write_record(task, "running", kernel_pgid=pgid))
+    try:
+        set_aside(folder / METRICS, "corrupt")  # the run is not finished: a metrics.json is bad
+        (folder / ERROR).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+        write_record(task, "running")
+    except OSError as err:
+        return disk_full(task, None, err) if _disk_full(err) else _fail_os(task, err)
     try:
         _armed.set()
         if _pending:
             raise RunInterrupted(_pending[0])
+        watch.start()
         papermill.execute_notebook(
             str(notebook),
-            str(output),
+            str(partial),
             parameters={**task.params, OUTPUT_DIR: str(folder)},
             kernel_name=task.kernel_name,
             cwd=str(notebook.parent),
             progress_bar=False,
+            kernel_manager_class=watch.manager_class(),
         )
         _armed.clear()
     except RunInterrupted as err:
-        _stop_kernels()
+        stop_kernels()
+        watch.close()
+        _place(partial, output)
         wall = time.perf_counter() - start
         if task.finished:  # the last cell had already saved the metrics
             return finish_claims(task, wall)
         error = f"interrupted by {err.args[0]}; the next resume runs it again"
         write_record(task, "interrupted", wall, error)
         return RunResult(task.name, "interrupted", wall, error)
-    except PapermillExecutionError as err:
-        _armed.clear()
-        wall = time.perf_counter() - start
-        if err.ename == CLAIMS_FAILED and task.finished:  # recorded, then stopped on its claims
-            return finish_claims(task, wall)
-        return fail(task, wall, f"{err.ename}: {err.evalue}", str(err))
     except Exception as err:  # a dead kernel or a timeout fails this run, not the sweep
         _armed.clear()
+        watch.close()
         wall = time.perf_counter() - start
+        if _disk_full(err):
+            _place(partial, folder / f"{notebook.name}.partial")
+            return disk_full(task, wall, err)
+        _place(partial, output)
+        if watch.timed_out:
+            error = f"timed out: stopped after {task.timeout:g} s (--timeout); its kernel was ended"
+            return fail(task, wall, error, f"{error}\n\n{err}")
+        if isinstance(err, PapermillExecutionError):
+            if err.ename == CLAIMS_FAILED and task.finished:  # recorded, then stopped on claims
+                return finish_claims(task, wall)
+            return fail(task, wall, f"{err.ename}: {err.evalue}", str(err))
         return fail(task, wall, f"{type(err).__name__}: {err}", traceback.format_exc())
+    watch.close()
+    _place(partial, output)
     wall = time.perf_counter() - start
     problem = task.metrics_problem()
     if problem is not None:
@@ -261,6 +289,20 @@ def execute_claimed(task: RunTask) -> RunResult:
         )
         return fail(task, wall, error, error)
     return finish_claims(task, wall)
+
+
+def _place(partial: Path, target: Path) -> None:
+    """Rename the executed notebook into place (replacing, never writing through, a link)."""
+    try:
+        if partial.exists():
+            os.replace(partial, target)
+    except OSError:
+        pass
+
+
+def _fail_os(task: RunTask, err: OSError) -> RunResult:
+    error = f"cannot write in the run folder {task.folder}: {err.strerror or err}"
+    return RunResult(task.name, "failed", None, error)
 
 
 def finish_claims(task: RunTask, wall: float | None) -> RunResult:
@@ -276,14 +318,20 @@ def finish_claims(task: RunTask, wall: float | None) -> RunResult:
 
 def claim_run(task: RunTask) -> Claim | RunResult:
     """The claim on the run's folder, or the result that says why there is none
-    (`busy`: another process holds it; `failed`: the folder cannot be claimed)."""
+    (`busy`: another mmnb process holds it; `failed`: the folder cannot be claimed, or an
+    unrelated process holds its lock)."""
     try:
         claim = Claim.acquire(task.folder)
     except ValueError as err:
         return RunResult(task.name, "failed", None, str(err))
+    except OSError as err:
+        return _fail_os(task, err)
     if claim is None:
-        who = describe_holder(claim_holder(task.folder))
-        return RunResult(task.name, "busy", None, f"being run by {who}")
+        who = claim_holder(task.folder)
+        if who and who.get("unrelated"):
+            error = f"cannot claim the run: its lock is held by {describe_holder(who)}"
+            return RunResult(task.name, "failed", None, error)
+        return RunResult(task.name, "busy", None, f"being run by {describe_holder(who)}")
     return claim
 
 
@@ -297,21 +345,10 @@ def execute_run(task: RunTask) -> RunResult:
     claim = claim_run(task)
     if isinstance(claim, RunResult):
         return claim
+    from mmnb.plan import check_finished  # (mmnb.plan imports this module)
+
     try:
-        if task.finished:
-            return RunResult(task.name, "done", None)
-        return execute_claimed(task)
+        result = check_finished(task)
+        return result if result is not None else execute_claimed(task)
     finally:
         claim.release()
-
-
-def check_kernel(name: str) -> None:
-    """Raise a `ValueError` listing the installed kernels if `name` is not one of them."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    manager = KernelSpecManager()
-    try:
-        manager.get_kernel_spec(name)
-    except NoSuchKernel:
-        names = sorted(manager.find_kernel_specs())
-        raise ValueError(f"kernel {name!r} is not installed; installed kernels: {names}") from None

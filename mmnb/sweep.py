@@ -5,9 +5,12 @@ parameters (`x=0.1__seed=0`), with the files that `mmnb.runs` describes; the swe
 `out/results.csv`, one row per run: parameters, metrics, status, wall time.
 
 Before anything runs, the names are checked against the notebook's `parameters` cell,
-every run's values against the notebook's config and the kernel against the installed
-ones. Each run is claimed before it runs (`mmnb.runs.Claim`), so sweeps into one `out`
-run each point once. SIGINT, SIGTERM and SIGHUP stop the whole sweep: queued runs never
+every run's values against the notebook's config (and its memory estimate and device
+against the machine, `mmnb.budget`) and the kernel against the installed ones; a
+finished run in `out` made by another notebook or other code (`mmnb.provenance`) is
+refused unless `redo` is set. Each run is claimed before it runs (`mmnb.runs.Claim`), so
+sweeps into one `out` run each point once; run names are canonical (`mmnb.names`).
+SIGINT, SIGTERM and SIGHUP stop the whole sweep: queued runs never
 start, running ones are interrupted and recorded so, and results.csv is refreshed.
 Runs go to local runner processes (`jobs` at once) or to an existing Dask cluster.
 """
@@ -15,27 +18,27 @@ Runs go to local runner processes (`jobs` at once) or to an existing Dask cluste
 from __future__ import annotations
 
 import contextlib
-import itertools
-import math
-import re
+import errno
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import yaml
 from tqdm.auto import tqdm
 
-from mmnb.backends import DaskRuns, LocalRuns
+from mmnb.backends import DaskRuns, LocalRuns, SchedulerLost, settle_lost
 from mmnb.collect import RESULTS, collect
+from mmnb.grids import axis, expand_grid, load_grid
 from mmnb.locks import claim_holder, safe_folder
+from mmnb.names import run_name
 from mmnb.notebooks import check_parameters, check_values
+from mmnb.plan import check_finished_all, check_out, check_timeout, finished_state, plan_runs
+from mmnb.provenance import provenance
 from mmnb.runs import (
     RunInterrupted,
     RunResult,
@@ -43,7 +46,6 @@ from mmnb.runs import (
     check_kernel,
     execute_run,
     read_record,
-    run_name,
 )
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "check_parameters",
     "collect",
     "execute_run",
+    "check_out",
     "expand_grid",
     "load_grid",
     "plan_runs",
@@ -62,89 +65,6 @@ __all__ = [
     "run_notebook",
     "sweep",
 ]
-
-
-class _GridLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, but `1e-3` and `2.5E+2` read as floats (YAML 1.1 wants a dot)."""
-
-
-_GridLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
-
-
-def _scalar(name: str, value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"parameter {name!r}: {value!r} is not a finite number")
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise ValueError(
-        f"parameter {name!r}: value {value!r} is a {type(value).__name__}; "
-        "each value must be a number, a string, a bool or None"
-    )
-
-
-def _axis(name: str, values: Any) -> list[Any]:
-    values = list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
-    if not values:
-        raise ValueError(f"parameter {name!r} has no values")
-    values = [_scalar(name, v) for v in values]
-    for i, value in enumerate(values):
-        # 1 and True (or 1.0) are equal in Python but different runs: compare with types
-        if any(type(v) is type(value) and v == value for v in values[:i]):
-            raise ValueError(f"parameter {name!r} lists the value {value!r} twice")
-    return values
-
-
-def load_grid(path: str | Path) -> dict[str, list[Any]]:
-    """Read a YAML grid file: a mapping of parameter name to one value or a list of values."""
-    path = Path(path)
-    try:
-        data = yaml.load(path.read_text(), Loader=_GridLoader)
-    except yaml.YAMLError as err:
-        raise ValueError(f"grid file {path} is not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"grid file {path} must map parameter names to a value or a list of values, "
-            f"e.g. 'lr: [1e-3, 1e-2]'"
-        )
-    return {str(name): _axis(str(name), values) for name, values in data.items()}
-
-
-def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, the last parameter varying fastest."""
-    axes = {name: _axis(name, values) for name, values in grid.items()}
-    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
-
-
-def plan_runs(
-    notebook: str | Path,
-    grid: Mapping[str, Any],
-    out: str | Path,
-    kernel_name: str = "python3",
-) -> list[RunTask]:
-    """Check the grid against the notebook (names, then every run's values) and turn it
-    into runs with absolute paths. Nothing is written."""
-    known = check_parameters(notebook, grid)
-    points = expand_grid(grid)
-    check_values(notebook, points, known)
-    notebook, out = Path(notebook).resolve(), Path(out).resolve()
-    tasks: list[RunTask] = []
-    seen: dict[str, dict[str, Any]] = {}
-    for params in points:
-        name = run_name(params)
-        if name in seen:
-            raise ValueError(
-                f"runs {seen[name]} and {params} would share the folder {name!r}; "
-                "give values that differ in letters, digits, '.', '+' or '-'"
-            )
-        seen[name] = params
-        tasks.append(RunTask(name, str(notebook), str(out / name), params, kernel_name))
-    return tasks
 
 
 # --- the driver ------------------------------------------------------------------------
@@ -160,6 +80,11 @@ class SweepSummary:
     failed: dict[str, str]
     interrupted: list[str] = field(default_factory=list)
     claims_failed: dict[str, str] = field(default_factory=dict)  # finished, a claim failed
+    refused: dict[str, str] = field(default_factory=dict)  # its folder holds another run
+    disk_full: dict[str, str] = field(default_factory=dict)  # stopped by a full disk
+    not_started: dict[str, str] = field(default_factory=dict)  # why each did not start
+    lost: dict[str, str] = field(default_factory=dict)  # the Dask scheduler died: each run's state
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows no folder records
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -196,47 +121,73 @@ def _on_signals(handler: Any) -> Iterator[None]:
 
 
 def _drive(tasks: list[RunTask], backend: Any, bar: Any, summary: SweepSummary, on_end) -> None:
-    """Run `tasks` on `backend`; a run busy elsewhere is waited for, then skipped or run."""
+    """Run `tasks` on `backend`; a run busy elsewhere is waited for, then skipped or run.
+    A full disk stops the sweep from starting more runs (each is named as not started)."""
     queue = deque(tasks)
     waiting: dict[str, RunTask] = {}
     by_name = {task.name: task for task in tasks}
     checked = time.monotonic()
 
     def handle(result: RunResult) -> None:
+        task = by_name[result.name]
         if result.status == "busy":
             if result.name not in waiting:
                 bar.write(f"run {result.name} is {result.error}; waiting for it")
-            waiting[result.name] = by_name[result.name]
+            waiting[result.name] = task
             return
         if result.status == "done":
             summary.skipped.append(result.name)
+        elif result.status == "refused":
+            summary.refused[result.name] = result.error
+            bar.write(f"run {result.name} refused: {result.error}")
         else:
             summary.ran.append(result.name)
             if result.status == "interrupted":
                 summary.interrupted.append(result.name)
             elif result.status == "claims_failed":
                 summary.claims_failed[result.name] = result.error
+            elif result.status == "disk_full":
+                summary.disk_full[result.name] = result.error
+                for other in [*queue, *waiting.values()]:
+                    summary.not_started[other.name] = "not started: the disk is full"
+                queue.clear()
+                waiting.clear()
             elif result.status != "ok":
                 summary.failed[result.name] = result.error
                 bar.write(f"run {result.name} failed: {result.error}")
+        if result.status in ("failed", "refused") and _unrecorded(task):
+            summary.notes[result.name] = {"params": task.params, "error": result.error}
         on_end()
         bar.set_postfix(failed=len(summary.failed))
         bar.update()
 
-    while queue or waiting or backend.active:
-        while queue and backend.room():
-            result = backend.start(queue.popleft())
-            if result is not None:
+    try:
+        while queue or waiting or backend.active:
+            while queue and backend.room():
+                result = backend.start(queue.popleft())
+                if result is not None:
+                    handle(result)
+            for result in backend.poll():
                 handle(result)
-        for result in backend.poll():
-            handle(result)
-        if waiting and time.monotonic() - checked > 1.0:
-            checked = time.monotonic()
-            for name, task in list(waiting.items()):
-                if claim_holder(task.folder) is None:
-                    del waiting[name]
-                    queue.append(task)
-        time.sleep(0.05)
+            if waiting and time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                for name, task in list(waiting.items()):
+                    if claim_holder(task.folder) is None:
+                        del waiting[name]
+                        queue.append(task)
+            time.sleep(0.05)
+    except SchedulerLost as lost:
+        left = [*backend.active.values(), *queue, *waiting.values()]
+        lost.remaining = list({task.name: task for task in left}.values())
+        raise
+
+
+def _unrecorded(task: RunTask) -> bool:
+    """Whether the run's folder has no record of it (it could not be claimed or written)."""
+    try:
+        return read_record(task.folder) is None
+    except (ValueError, OSError):
+        return True
 
 
 def _run_all(
@@ -252,7 +203,7 @@ def _run_all(
     pending = []
     for task in tasks:
         problem = task.metrics_problem()
-        if problem is None:
+        if problem is None and finished_state(task)[0] == "done":
             summary.skipped.append(task.name)
             continue
         if problem:
@@ -265,6 +216,11 @@ def _run_all(
         backend = DaskRuns(scheduler) if scheduler else LocalRuns(min(jobs, max(len(pending), 1)))
         try:
             _drive(pending, backend, bar, summary, on_end)
+        except SchedulerLost as lost:
+            for task in lost.remaining:
+                result = settle_lost(task, str(lost))
+                summary.lost[task.name] = f"{result.status}: {result.error}".rstrip(": ")
+            on_end()
         except RunInterrupted as err:
             with _on_signals(signal.SIG_IGN):
                 for result in backend.stop():
@@ -279,6 +235,20 @@ def _run_all(
             raise
         finally:
             backend.close()
+
+
+def _collector(out: Path, summary: SweepSummary):
+    """Rebuild results.csv after each run; a full disk does not stop the sweep here."""
+
+    def on_end() -> None:
+        try:
+            collect(out, notes=summary.notes)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            summary.not_started.setdefault("results.csv", f"not rewritten: disk full ({err})")
+
+    return on_end
 
 
 def _check_setup(jobs: int, scheduler: str | None, kernel_name: str) -> None:
@@ -298,6 +268,8 @@ def sweep(
     scheduler: str | None = None,
     kernel_name: str = "python3",
     progress: bool = True,
+    timeout: float | None = None,
+    redo: bool = False,
 ) -> SweepSummary:
     """Run `notebook` once per combination in `grid`, skipping runs that already finished.
 
@@ -305,13 +277,23 @@ def sweep(
     notebooks at once in separate local processes; `scheduler` (a Dask scheduler address)
     sends the runs to an existing Dask cluster instead. A failed run is recorded and the
     others go on; results.csv is rewritten after every run that ends. A run that another
-    sweep is running is waited for. A signal raises `SweepInterrupted` once the running
-    runs are recorded as interrupted and results.csv is refreshed.
+    sweep is running is waited for. `timeout` limits each run's seconds. A finished run
+    made by another notebook or other code is refused before anything runs, or with
+    `redo` run again. A signal raises `SweepInterrupted` once the running runs are
+    recorded as interrupted and results.csv is refreshed.
     """
     _check_setup(jobs, scheduler, kernel_name)
-    tasks = plan_runs(notebook, grid, out, kernel_name)
-    safe_folder(Path(out).resolve())
+    notes: list[str] = []
+    tasks = plan_runs(
+        notebook, grid, out, kernel_name, timeout=timeout, redo=redo, notes=notes,
+        machine=not scheduler,
+    )  # fmt: skip
+    check_finished_all(tasks)
+    for note in notes:
+        print(note, file=sys.stderr)
+    out = safe_folder(check_out(out, notebook))
     summary = SweepSummary(None, [], [], {})
+    on_end = _collector(out, summary)
     _run_all(
         tasks,
         summary,
@@ -319,9 +301,10 @@ def sweep(
         scheduler=scheduler,
         label=f"sweep {Path(notebook).stem}",
         progress=progress,
-        on_end=lambda: collect(out),
+        on_end=on_end,
     )
-    summary.table = collect(out)
+    on_end()
+    summary.table = collect(out, notes=summary.notes, write=False)
     return summary
 
 
@@ -331,33 +314,40 @@ def run_notebook(
     out: str | Path,
     *,
     kernel_name: str = "python3",
+    timeout: float | None = None,
+    redo: bool = False,
 ) -> RunResult:
     """One run of `notebook` with `params` in the folder `out`, with a sweep point's checks.
 
-    Returns the run's result: `ok`, `failed`, or `done` when `out` already holds a
-    finished run (nothing is run again). A signal raises `SweepInterrupted`.
+    Returns the run's result: `ok`, `claims_failed`, `failed`, `interrupted`, `disk_full`,
+    `done` when `out` already holds this finished run (nothing is run again), or
+    `refused` when, after waiting for another process's claim, `out` turns out to hold
+    another finished run. A `ValueError` refuses one found before the wait. A signal
+    raises `SweepInterrupted`.
     """
     _check_setup(1, None, kernel_name)
-    params = {name: _axis(name, [value])[0] for name, value in params.items()}
+    params = {name: axis(name, [params[name]])[0] for name in sorted(params)}
+    notes: list[str] = []
     known = check_parameters(notebook, params)
-    check_values(notebook, [params], known)
-    folder = Path(out).resolve()
-    notebook = str(Path(notebook).resolve())
-    task = RunTask(run_name(params), notebook, str(folder), params, kernel_name)
-    if task.finished:
-        try:
-            before = (read_record(folder) or {}).get("params")
-        except ValueError:
-            before = None
-        if before != params:
-            raise ValueError(
-                f"{folder} already holds a finished run with other parameters ({before}); "
-                "choose another --out, or delete its metrics.json to run it again"
-            )
+    check_values(notebook, [params], known, notes)
+    check_timeout(timeout)
+    folder = check_out(out, notebook)
+    notebook = Path(notebook).resolve()
+    task = RunTask(run_name(params), str(notebook), str(folder), params, kernel_name)
+    task = replace(task, provenance=provenance(notebook), timeout=timeout, redo=redo)
+    check_finished_all([task])
+    for note in notes:
+        print(note, file=sys.stderr)
     summary = SweepSummary(None, [], [], {})
     _run_all([task], summary, jobs=1, scheduler=None, label="", progress=False, on_end=lambda: None)
     if summary.skipped:
         return RunResult(task.name, "done", None)
+    if task.name in summary.refused:
+        return RunResult(task.name, "refused", None, summary.refused[task.name])
+    if task.name in summary.disk_full:
+        return RunResult(task.name, "disk_full", None, summary.disk_full[task.name])
+    if task.name in summary.failed and _unrecorded(task):
+        return RunResult(task.name, "failed", None, summary.failed[task.name])
     record = read_record(folder) or {}
     status = "failed" if task.name in summary.failed else record.get("status", "failed")
     return RunResult(task.name, status, record.get("wall_seconds"), record.get("error", ""))
