@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.kernel_ridge import KernelRidge
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, r2_score
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -36,8 +35,6 @@ __all__ = [
     "pca_dimension",
     "pmi_fit",
     "principal_cosines",
-    "r2_kernel",
-    "r2_linear",
     "r2_scores",
     "standardize",
     "topk_retrieval",
@@ -119,42 +116,6 @@ def linear_probe(
 
     xs, ys = zip(*tests.values(), strict=True)
     return _per_replica(fit, (train_x, *xs), (train_y, *ys), target_ndim=1)
-
-
-def _r2(model_factory: Callable[[], object]) -> Callable[..., dict[str, float]]:
-    def fit(xtr: np.ndarray, xte: np.ndarray, ztr: np.ndarray, zte: np.ndarray) -> dict[str, float]:
-        scaler = StandardScaler().fit(xtr)
-        model = model_factory().fit(scaler.transform(xtr), ztr)
-        return {"r2": float(r2_score(zte, model.predict(scaler.transform(xte))))}
-
-    return fit
-
-
-def r2_linear(
-    train_x: ArrayLike, train_z: ArrayLike, test_x: ArrayLike, test_z: ArrayLike
-) -> float | np.ndarray:
-    """Held-out R² of the best linear map from features to the target `z`."""
-    return _per_replica(_r2(LinearRegression), (train_x, test_x), (train_z, test_z))["r2"]
-
-
-def r2_kernel(
-    train_x: ArrayLike,
-    train_z: ArrayLike,
-    test_x: ArrayLike,
-    test_z: ArrayLike,
-    alphas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
-    gamma: float | None = None,
-) -> float | np.ndarray:
-    """Held-out R² of Gaussian-kernel ridge regression (nonlinear predictability).
-
-    The ridge penalty is chosen among `alphas` by 3-fold cross-validation on the
-    training split; `gamma=None` uses 1 / n_features on standardised features.
-    """
-
-    def factory() -> GridSearchCV:
-        return GridSearchCV(KernelRidge(kernel="rbf", gamma=gamma), {"alpha": list(alphas)}, cv=3)
-
-    return _per_replica(_r2(factory), (train_x, test_x), (train_z, test_z))["r2"]
 
 
 def topk_retrieval(u: Tensor, v: Tensor, k: int = 1, kind: str = "cosine") -> Tensor:

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from sklearn_reference import r2_kernel, r2_linear
 
 from mmnb.probes import (
     alignment,
     linear_probe,
-    r2_kernel,
-    r2_linear,
     r2_scores,
     topk_retrieval,
     uniformity,
