@@ -19,7 +19,6 @@ this step has run. It prints each page's seconds and the wall time of the whole 
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import os
@@ -68,52 +67,12 @@ def page_code(path: Path) -> str:
     return "\n".join(lines)
 
 
-def _module_file(name: str, root: Path) -> Path | None:
-    base = root / Path(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _imports(tree: ast.AST, current: str | None) -> set[str]:
-    """Dotted mmnb module names imported by a module (current: its package, for `from .`)."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level and current:
-                parent = current.split(".")
-                parent = parent[: len(parent) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            names.add(base)
-            names |= {f"{base}.{a.name}" for a in node.names}
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
-
-
 def module_closure(code: str, root: Path = ROOT) -> set[Path]:
-    """Files of every mmnb module the code imports, directly or through other modules."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:  # unparsable page: depend on the whole package
-        return set((root / PACKAGE).rglob("*.py"))
-    todo = [(name, None) for name in _imports(tree, None)]
-    seen: set[Path] = set()
-    while todo:
-        name, _ = todo.pop()
-        parts = name.split(".")
-        # importing a.b.c runs a/__init__, a/b/__init__ and a/b/c
-        for i in range(1, len(parts) + 1):
-            path = _module_file(".".join(parts[:i]), root)
-            if path is None or path in seen:
-                continue
-            seen.add(path)
-            is_package = path.name == "__init__.py"
-            package = ".".join(parts[:i] if is_package else parts[: i - 1])
-            todo += [(n, None) for n in _imports(ast.parse(path.read_text()), package)]
-    return seen
+    """Files of every mmnb module the code imports, directly or through other modules (the
+    same closure a run's provenance hashes: `mmnb.provenance.module_closure`)."""
+    from mmnb.provenance import module_closure as closure
+
+    return closure(code, root / PACKAGE)
 
 
 def data_files(code: str, page: Path, root: Path = ROOT) -> set[Path]:
