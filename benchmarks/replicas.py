@@ -32,8 +32,10 @@ from mmnb.worlds import (
 Step = Callable[[], None]
 
 
-def _optimizer_step(loss_fn: Callable[[], torch.Tensor], params, lr: float) -> Step:
-    opt = make_optimizer("adam", params, lr)
+def _optimizer_step(
+    loss_fn: Callable[[], torch.Tensor], params, lr: float, optimizer: str = "adam"
+) -> Step:
+    opt = make_optimizer(optimizer, params, lr)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -65,24 +67,16 @@ def ch00_step(r: int, seed: int, device: torch.device) -> Step:
 
 
 def ch01_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 01: two-patch ReLU encoders in signal–noise coordinates, multimodal loss,
-    full batch (n = 100, d = 2000)."""
+    """Chapter 01: the world's own encoders and multimodal loss (`snr.make_encoder`,
+    `snr.model_loss`: two-patch ReLU encoders in signal–noise coordinates), full batch
+    (n = 100, d = 2000), plain gradient descent as `fit_snr` trains it."""
     cfg = snr.SNRConfig.from_profile("book")
-    data = snr.SNRWorld(cfg, seed, device, r).data()
-
-    def encoder(purpose: str, view: str) -> snr.SignalNoiseEncoder:
-        weights = snr.PatchEncoder(cfg.d, cfg.m, r, seed, cfg.sigma0, purpose, device)
-        return snr.SignalNoiseEncoder(weights, data, view)
-
-    h, g = encoder("init/encoder_image", "image"), encoder("init/encoder_text", "text")
-    opt = make_optimizer("sgd", [h.coef, g.coef], cfg.lr)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        snr.multimodal_loss(h, g, data, cfg.tau).sum().backward()
-        opt.step()
-
-    return step
+    ids = list(range(r))
+    data = snr.SNRWorld(cfg, seed, device, ids).data()
+    h = snr.make_encoder(cfg, data, ids, seed, "init/encoder_image", "image", device=device)
+    g = snr.make_encoder(cfg, data, ids, seed, "init/encoder_text", "text", device=device)
+    loss = snr.model_loss(cfg, data, h, g)
+    return _optimizer_step(lambda: loss().sum(), [*h.parameters(), *g.parameters()], cfg.lr, "sgd")
 
 
 def ch02_step(r: int, seed: int, device: torch.device) -> Step:

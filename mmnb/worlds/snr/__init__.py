@@ -15,7 +15,15 @@ from mmnb.worlds.snr.config import DigitsConfig, SNRConfig, cmu_tag, snr_for
 from mmnb.worlds.snr.digits import ColoredDigits, DataUnavailable, DigitsWorld
 from mmnb.worlds.snr.digits_fit import DigitsFit, fit_digits
 from mmnb.worlds.snr.encoders import PatchEncoder, SignalNoiseEncoder
-from mmnb.worlds.snr.fit import ModelFit, PhaseDiagram, SNRFit, fit_snr, phase_diagram
+from mmnb.worlds.snr.fit import (
+    ModelFit,
+    PhaseDiagram,
+    SNRFit,
+    fit_snr,
+    make_encoder,
+    model_loss,
+    phase_diagram,
+)
 from mmnb.worlds.snr.losses import multimodal_loss, single_modal_loss
 from mmnb.worlds.snr.measures import (
     growth_rates,
@@ -46,6 +54,8 @@ __all__ = [
     "cmu_tag",
     "fit_digits",
     "fit_snr",
+    "make_encoder",
+    "model_loss",
     "growth_rates",
     "multimodal_loss",
     "noise_memorization",

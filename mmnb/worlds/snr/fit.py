@@ -8,7 +8,7 @@ grid of n·SNR² and C_μ as one batched run per model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,16 @@ from mmnb.worlds.snr.losses import multimodal_loss, single_modal_loss
 from mmnb.worlds.snr.measures import ReadOuts, ood_accuracy
 from mmnb.worlds.snr.world import SNRData, SNRWorld
 
-__all__ = ["MODELS", "ModelFit", "PhaseDiagram", "SNRFit", "fit_snr", "phase_diagram"]
+__all__ = [
+    "MODELS",
+    "ModelFit",
+    "PhaseDiagram",
+    "SNRFit",
+    "fit_snr",
+    "make_encoder",
+    "model_loss",
+    "phase_diagram",
+]
 
 MODELS = ("single", "multi")
 
@@ -74,6 +83,36 @@ class SNRFit:
         }
 
 
+def make_encoder(
+    cfg: SNRConfig,
+    data: SNRData,
+    ids: Sequence[int],
+    seed: int,
+    purpose: str,
+    view: str,
+    frozen: Sequence[str] = (),
+    device: torch.device | str = "cpu",
+) -> SignalNoiseEncoder:
+    """One encoder of the chapter: ReLU patch weights drawn from the stream `purpose`,
+    trained in the signal–noise coordinates of `data` seen as `view`."""
+    weights = PatchEncoder(cfg.d, cfg.m, ids, seed, cfg.sigma0, purpose, device)
+    return SignalNoiseEncoder(weights, data, view, frozen)
+
+
+def model_loss(
+    cfg: SNRConfig, data: SNRData, h: SignalNoiseEncoder, g: SignalNoiseEncoder | None = None
+) -> Callable[[], Tensor]:
+    """The full-batch loss the chapter trains: single-modal without a text encoder `g`,
+    multimodal with one (per replica, shape `[R]`)."""
+
+    def loss() -> Tensor:
+        if g is None:
+            return single_modal_loss(h, data, cfg.tau, cfg.negatives)
+        return multimodal_loss(h, g, data, cfg.tau, cfg.negatives)
+
+    return loss
+
+
 def fit_snr(
     cfg: SNRConfig,
     seed: int,
@@ -104,8 +143,7 @@ def fit_snr(
     data = SNRWorld(cfg, seed, device, ids, snr=snr, c_mu=c_mu).data()
 
     def encoder(purpose: str, view: str, frozen: Sequence[str] = ()) -> SignalNoiseEncoder:
-        weights = PatchEncoder(cfg.d, cfg.m, ids, seed, cfg.sigma0, purpose, device)
-        return SignalNoiseEncoder(weights, data, view, frozen)
+        return make_encoder(cfg, data, ids, seed, purpose, view, frozen, device)
 
     images = {  # both models' image encoders start from the same weights
         model: encoder("init/encoder_image", "image", ("augmented",) if model == "single" else ())
@@ -118,10 +156,7 @@ def fit_snr(
         h = images[model]
         g = encoder("init/encoder_text", "text") if model == "multi" else None
 
-        def loss(h: SignalNoiseEncoder = h, g: SignalNoiseEncoder | None = g) -> Tensor:
-            if g is None:
-                return single_modal_loss(h, data, cfg.tau, cfg.negatives)
-            return multimodal_loss(h, g, data, cfg.tau, cfg.negatives)
+        loss = model_loss(cfg, data, h, g)
 
         def objective(_batch: Tensor | None, h: SignalNoiseEncoder = h, loss=loss):
             value = loss()
