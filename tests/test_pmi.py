@@ -228,6 +228,18 @@ def test_free_tables_of_both_directions_trained_together_equal_tables_trained_al
     assert not torch.allclose(together["symmetric"].table, together["x_to_y"].table)
 
 
+def test_floor_run_is_the_symmetric_table_started_without_row_offsets():
+    cfg = pmi.PMIConfig(n_states=8, row_shift_init=1.0, eval_every=3)
+    world = pmi.World(cfg, 4)
+    options = dict(batch_size=16, steps=7, lr=0.05)
+    fits = pmi.fit_free_tables(cfg, world, pmi.DIRECTIONS, [0, 2], floor=True, **options)
+    assert list(fits) == [*pmi.DIRECTIONS, "floor"] and fits["floor"].direction == "symmetric"
+    alone = pmi.fit_free_table(cfg, world, [0, 2], row_shift=0.0, **options)
+    torch.testing.assert_close(fits["floor"].table, alone.table)
+    without = pmi.fit_free_tables(cfg, world, pmi.DIRECTIONS, [0, 2], **options)
+    torch.testing.assert_close(fits["symmetric"].table, without["symmetric"].table)
+
+
 def test_embedding_dims_trained_together_equal_dims_trained_alone():
     cfg = pmi.PMIConfig(n_states=8, embed_steps=5, eval_every=2)
     world, kinds = pmi.World(cfg, 1), ["cosine", "gauss", "mix"]
@@ -254,6 +266,23 @@ def test_embedding_features_give_the_similarity_by_inner_product():
     torch.testing.assert_close(approx[0], exact[0])  # the cosine needs no random features
     assert (approx[1:] - exact[1:]).abs().max() < 0.1  # D = 4096: s.d. of an entry ≤ 0.016
     assert (fit.features(4096, seed=2) - fu).abs().max() > 0  # another draw
+
+
+def test_table_difference_is_about_one_for_noise_around_one_target():
+    gen = torch.Generator().manual_seed(0)
+    target, weights = torch.randn(32, 32, generator=gen), torch.ones(32, 32)
+
+    def noisy(scale: float) -> torch.Tensor:
+        return target + scale * torch.randn(6, 32, 32, generator=gen)
+
+    same = pmi.table_difference(noisy(0.3), noisy(0.6), weights)
+    assert same.across.shape == same.over_noise.shape == (6,)
+    assert abs(same.within_a.mean() - 0.3 * 2**0.5) < 0.02  # two independent noises
+    assert abs(same.over_noise.mean() - 1) < 0.05
+    shifted = pmi.table_difference(noisy(0.3), noisy(0.6) + torch.randn(32, 32), weights)
+    assert shifted.over_noise.min() > 1.5  # another target: a difference beyond the noise
+    with pytest.raises(ValueError, match="R >= 2"):
+        pmi.table_difference(noisy(0.3)[:1], noisy(0.3)[:1], weights)
 
 
 def test_rank_ceiling_of_a_rank_one_matrix():

@@ -9,7 +9,8 @@ pointwise mutual information". `PMIConfig` holds every setting of the chapter.
     infonce.py     the InfoNCE loss of a logit table from the cell counts of a batch
     fit.py         training: a free logit table (`fit_free_table(s)`) and embeddings
                    with a cosine or kernel similarity (`fit_embedding(s|_dims)`)
-    measures.py    read-outs of a table: expected loss, row-offset spread, rank ceiling
+    measures.py    read-outs of a table: expected loss, row-offset spread, rank ceiling,
+                   the difference of two groups of tables against run-to-run noise
     downstream.py  the zero-shot and linear-probe risks of a label c(y), exactly
     gaussian.py    the second world: the correlated Gaussian pair and its MLP encoders
 """
@@ -39,7 +40,13 @@ from mmnb.worlds.pmi.gaussian import (
     sample_gaussian_pairs,
 )
 from mmnb.worlds.pmi.infonce import DIRECTIONS, batch_logits, batch_loss, pair_counts
-from mmnb.worlds.pmi.measures import expected_loss, rank_ceiling, shift_spread
+from mmnb.worlds.pmi.measures import (
+    TableDifference,
+    expected_loss,
+    rank_ceiling,
+    shift_spread,
+    table_difference,
+)
 from mmnb.worlds.pmi.world import (
     PairSampler,
     RingWorld,
@@ -63,6 +70,7 @@ __all__ = [
     "PMIConfig",
     "PairSampler",
     "RingWorld",
+    "TableDifference",
     "World",
     "batch_logits",
     "batch_loss",
@@ -85,4 +93,5 @@ __all__ = [
     "ring_joint",
     "sample_gaussian_pairs",
     "shift_spread",
+    "table_difference",
 ]

@@ -46,7 +46,7 @@ class PMIConfig(WorldConfig):
     uniform_mix: float = knob(0.1, Range(0.01, 1.0))  # weight of the uniform offset
     # the free logit table
     batch_size: int = knob(256, Range(2, 8192))  # pairs per batch, K
-    table_steps: int = knob(4000, STEPS)  # steps of the free table
+    table_steps: int = knob(12000, STEPS)  # steps of the free table
     table_lr: float = knob(0.01, LEARNING_RATE)  # Adam learning rate of the tables
     table_init_std: float = knob(0.01, Range(0.0, 10.0))  # std of the table's initial cells
     row_shift_init: float = knob(1.0, Range(0.0, 10.0))  # std of initial row offsets a(x)

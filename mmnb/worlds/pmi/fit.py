@@ -108,12 +108,15 @@ def fit_free_tables(
     lr: float | None = None,
     row_shift: float | None = None,
     eval_every: int | None = None,
+    floor: bool = False,
     desc: str = "free tables",
 ) -> dict[str, FreeTableFit]:
     """`fit_free_table` for each of `directions`, trained at once as one batch of replicas.
 
     Each direction's replicas start alike and see the same batches (see `fit_free_table`);
-    its loss only reaches its own tables, so each trains as it would alone.
+    its loss only reaches its own tables, so each trains as it would alone. With `floor`,
+    one more run, under the key "floor": the symmetric loss from the same start without
+    the row offsets, on the same batches (what training noise alone leaves in the rows).
     """
     batch_size = cfg.batch_size if batch_size is None else batch_size
     steps = cfg.table_steps if steps is None else steps
@@ -125,19 +128,23 @@ def fit_free_tables(
         check_choice("direction", direction, DIRECTIONS)
     check_range("average_last", average_last, 0.0, 1.0)
     check_range("row_shift", row_shift, 0.0, None)
+    runs = [(d, row_shift) for d in directions] + ([("symmetric", 0.0)] if floor else [])
+    names = list(directions) + (["floor"] if floor else [])
     joint, seed = world.joint, world.seed
     n, device, ids = joint.shape[0], joint.device, replica_ids(replicas)
-    all_ids, k = ids * len(directions), len(ids)
+    all_ids, k = ids * len(runs), len(ids)
 
     def init(gen: torch.Generator) -> Tensor:
         return init_std * torch.randn(n, n, generator=gen)
 
     def offsets(gen: torch.Generator) -> Tensor:
-        return row_shift * torch.randn(n, 1, generator=gen)
+        return torch.randn(n, 1, generator=gen)
 
+    shifts = torch.tensor([a for _, a in runs for _ in ids], device=device)
     table = replica_parameter(init, all_ids, seed, "init/free_table", device)
     with torch.no_grad():
-        table += replica_parameter(offsets, all_ids, seed, "init/row_shift", device)
+        rows = replica_parameter(offsets, all_ids, seed, "init/row_shift", device)
+        table += shifts.to(table.dtype)[:, None, None] * rows
     sampler = world.sampler(batch_size, ids, "data/pairs")
     target, weights = pmi(joint), joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
     start = int(steps * (1 - average_last))
@@ -149,8 +156,8 @@ def fit_free_tables(
             tail["count"] += 1
         tail["step"] += 1
         x, y = sampler.next()  # one draw serves every direction
-        parts = [table[i * k : (i + 1) * k] for i in range(len(directions))]
-        return torch.cat([batch_loss(t, x, y, d) for t, d in zip(parts, directions, strict=True)])
+        parts = [table[i * k : (i + 1) * k] for i in range(len(runs))]
+        return torch.cat([batch_loss(t, x, y, d) for t, (d, _) in zip(parts, runs, strict=True)])
 
     def evaluate() -> dict[str, Tensor]:
         fit = pmi_fit(table, target, weights)
@@ -163,11 +170,9 @@ def fit_free_tables(
     final = table.detach().clone()
     averaged = (tail["sum"] + final) / (tail["count"] + 1)
     fits = {}
-    for i, direction in enumerate(directions):
+    for i, (name, (direction, _)) in enumerate(zip(names, runs, strict=True)):
         rows = slice(i * k, (i + 1) * k)
-        fits[direction] = FreeTableFit(
-            final[rows], averaged[rows], direction, history.replicas(rows)
-        )
+        fits[name] = FreeTableFit(final[rows], averaged[rows], direction, history.replicas(rows))
     return fits
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from mmnb.config import check_choice, check_range
+from mmnb.probes import pmi_fit
 from mmnb.worlds.pmi.infonce import batch_loss
 from mmnb.worlds.pmi.world import PairSampler
 
-__all__ = ["expected_loss", "rank_ceiling", "shift_spread"]
+__all__ = ["TableDifference", "expected_loss", "rank_ceiling", "shift_spread", "table_difference"]
 
 
 def expected_loss(
@@ -72,3 +75,36 @@ def rank_ceiling(target: Tensor, rank: int) -> float:
     target = torch.as_tensor(target, dtype=torch.float64)
     s2 = torch.linalg.svdvals(target - target.mean()).square()
     return float((s2[:rank].sum() / s2.sum()).sqrt())
+
+
+class TableDifference(NamedTuple):
+    """RMSEs between two groups of tables, per replica, and their ratio (see `table_difference`)."""
+
+    across: np.ndarray  # a[r] against b[r + 1]
+    within_a: np.ndarray  # a[r] against a[r + 1]
+    within_b: np.ndarray  # b[r] against b[r + 1]
+    over_noise: np.ndarray  # across / √((within_a² + within_b²) / 2)
+
+
+def table_difference(a: Tensor, b: Tensor, weights: Tensor) -> TableDifference:
+    """How far two groups of tables `[R, n, n]` (R ≥ 2) differ, against run-to-run noise.
+
+    Replica r of `a` is compared with replica r + 1 (mod R) of `b`, and each group with
+    itself shifted by one, so that every pair has its own start and batches. The RMSE is
+    `pmi_fit`'s (weighted by `weights`, the weighted mean removed). If a[r] = T + ε_a and
+    b[r] = T + ε_b with independent noises around one target T, the mean square across
+    is the mean of the two within-group mean squares, and `over_noise` is about 1; a
+    difference between the targets of a and b raises it.
+    """
+    if a.shape != b.shape or a.ndim != 3 or a.shape[0] < 2:
+        raise ValueError(
+            f"need two groups [R, n, n] with R >= 2: {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    shift = [(r + 1) % a.shape[0] for r in range(a.shape[0])]
+
+    def rmse(x: Tensor, y: Tensor) -> np.ndarray:
+        return pmi_fit(x, y, weights).rmse.cpu().numpy()
+
+    across, within_a, within_b = rmse(a, b[shift]), rmse(a, a[shift]), rmse(b, b[shift])
+    noise = np.sqrt((within_a**2 + within_b**2) / 2)
+    return TableDifference(across, within_a, within_b, across / noise)
