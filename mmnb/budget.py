@@ -92,7 +92,8 @@ def _pmi(c: Any) -> tuple[float, float, float]:
     )
     gauss = _mlp(c.gauss_x_dim, [c.gauss_hidden, c.gauss_hidden], c.gauss_dim)
     work = (
-        c.table_steps * c.batch_size * c.n_states
+        # three free tables: symmetric, one-directional and the floor run
+        3 * c.table_steps * c.batch_size * c.n_states
         + len(c.batch_sizes) * c.pairs_seen * c.n_states
         + len(c.embed_dims) * c.embed_steps * c.n_states**2 * max(c.embed_dims)
         + c.oracle_batches * batch**2
