@@ -46,7 +46,7 @@ _WHERE = {
     "mmnb.train": ["History", "TrainingDiverged", "train"],
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-_SUBMODULES = ("claims", "plots", "probes")
+_SUBMODULES = ("claims", "maps", "plots", "probes")
 
 __all__ = [
     "Claims",

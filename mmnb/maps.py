@@ -226,8 +226,14 @@ def draw(spec: RegimeMap, table: pd.DataFrame, digits: int = 2) -> Any:
     decided = verdicts(table)
     xs, ys = list(spec.x.values), list(spec.y.values)
     n = len(spec.claims)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False, constrained_layout=True)
-    for ax, name in zip(axes[0], spec.claims, strict=True):
+    cols = min(n, 2)  # at most two panels a row: readable at the page's width
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.8 * cols, 3.2 * rows + 0.4), squeeze=False, constrained_layout=True
+    )
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, spec.claims, strict=False):
         mine = decided[decided["claim"] == name]
         for _, row in mine.iterrows():
             i, j = _index(xs, row["x"]), _index(ys, row["y"])

@@ -16,6 +16,8 @@ loss in 1/τ (`tau_optimum`).
     measures.py   measure: ID, alignment ratio, retrieval, spacing per replica
     tau_slope.py  the τ-slope dimension and its population prediction
     tau_optimum.py  where the minibatch loss is stationary in τ (frozen embeddings)
+    figures.py    the chapter's own figure helpers (markers, legends, the spacing scatter)
+    regime.py     REGIME_MAP: the regime map over k and d (`mmnb.maps`)
 """
 
 from mmnb.worlds.intrinsic_dim.config import (
