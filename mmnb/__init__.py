@@ -67,6 +67,7 @@ __all__ = [
     "info_nce",
     "knob",
     "load_results",
+    "maps",
     "mean_std",
     "paired",
     "plots",
