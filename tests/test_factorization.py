@@ -37,6 +37,12 @@ def test_config_profiles_and_validation():
         FactorizationConfig.from_profile("book", captions=3)
     with pytest.raises(ValueError, match="cross.*not finite"):
         FactorizationConfig(cross=float("nan"))
+    with pytest.raises(ValueError, match="aug_nuisance=0.45 must be a point"):
+        FactorizationConfig(aug_nuisance=0.45)  # the map's claims sit on grid points
+    with pytest.raises(ValueError, match="nuisance_aug_grid"):
+        FactorizationConfig(nuisance_aug_grid=(0.5,))
+    with pytest.raises(ValueError, match="neural_replicas.*allowed"):
+        FactorizationConfig(neural_replicas=1)  # a t bound needs two replicas
 
 
 def test_loss_identity_on_random_encoders():

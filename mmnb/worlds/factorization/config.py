@@ -73,18 +73,20 @@ class FactorizationConfig(WorldConfig):
     noisy_caption_noise: float = knob(0.4, FRACTION)  # η of the noisy-caption row
     aug_weak: float = knob(1.0, AUGMENTATION)  # scale of the weak augmentation
     aug_strong: float = knob(4.0, AUGMENTATION)  # scale of the strong augmentation
-    aug_nuisance: float = knob(0.3, AUGMENTATION)  # signal-kernel scale, nuisance-only augmentation
+    # signal-kernel scale of the nuisance-only augmentation (a point of nuisance_aug_grid)
+    aug_nuisance: float = knob(0.5, AUGMENTATION)
     noise_grid: tuple = knob((0.0, 0.1, 0.2, 0.3, 0.4, 0.5), FRACTION)  # η sweep
     m_grid: tuple = knob((1, 2, 3, 5, 8), Range(1, 100))  # m sweep
     scale_grid: tuple = knob((0.5, 1.0, 1.5, 2.0, 4.0, 8.0), AUGMENTATION)  # scale sweep
     nuisance_aug_grid: tuple = knob(  # nuisance-only scale sweep
-        (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5), AUGMENTATION
+        (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5), AUGMENTATION
     )
     hidden: int = knob(64, WIDTH)  # hidden width of the MLP encoders
     neural_steps: int = knob(1000, STEPS)  # Adam steps of the neural encoders
     neural_batch: int = knob(128, Range(2, 20_000))  # minibatch of the neural encoders
     neural_lr: float = knob(3e-3, LEARNING_RATE)  # Adam learning rate, neural encoders
     n_test: int = knob(2000, Range(10, 1_000_000))  # fresh test images for the probes
+    neural_replicas: int = knob(8, Range(2, 1000))  # replicas of neural encoders and students
     # (c) CLIP-guided resampling
     student_train: int = knob(2000, Range(10, 1_000_000))  # training images per student
     student_steps: int = knob(600, STEPS)  # Adam steps of the student
@@ -125,6 +127,16 @@ class FactorizationConfig(WorldConfig):
             raise ValueError(
                 f"student_batch={self.student_batch} must be at most "
                 f"student_train={self.student_train}"
+            )
+        if self.aug_nuisance not in self.nuisance_aug_grid:
+            raise ValueError(
+                f"aug_nuisance={self.aug_nuisance} must be a point of "
+                f"nuisance_aug_grid={list(self.nuisance_aug_grid)} (the map's claims)"
+            )
+        if len(self.nuisance_aug_grid) < 2 or len(self.scale_grid) < 1:
+            raise ValueError(
+                f"nuisance_aug_grid={list(self.nuisance_aug_grid)} needs two points and "
+                f"scale_grid={list(self.scale_grid)} one"
             )
         if self.blocks not in self.gap_ranks:
             raise ValueError(f"gap_ranks={list(self.gap_ranks)} must contain k = blocks")
