@@ -29,14 +29,13 @@ from typing import Any
 
 from mmnb.kernels import kill_group
 from mmnb.locks import Claim, claim_holder, describe_holder
-from mmnb.plan import check_finished
+from mmnb.plan import check_finished, execute_run
 from mmnb.runs import (
     EXIT,
     RunResult,
     RunTask,
     claim_run,
     execute_claimed,
-    execute_run,
     fail,
     finish_claims,
     on_signal,

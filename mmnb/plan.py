@@ -11,13 +11,24 @@ from mmnb.grids import expand_grid
 from mmnb.names import run_name, same_params
 from mmnb.notebooks import check_parameters, check_values
 from mmnb.provenance import differences, provenance
-from mmnb.runs import ERROR, METRICS, RECORD, RunResult, RunTask, read_record, set_aside
+from mmnb.runs import (
+    ERROR,
+    METRICS,
+    RECORD,
+    RunResult,
+    RunTask,
+    claim_run,
+    execute_claimed,
+    read_record,
+    set_aside,
+)
 
 __all__ = [
     "check_finished",
     "check_finished_all",
     "check_out",
     "check_timeout",
+    "execute_run",
     "finished_state",
     "plan_runs",
 ]
@@ -145,3 +156,20 @@ def check_finished(task: RunTask) -> RunResult | None:
             return refusal(task, why)
         set_aside_finished(task)
     return None
+
+
+def execute_run(task: RunTask) -> RunResult:
+    """Claim the run, execute it unless it finished meanwhile, record it, release the claim.
+
+    Used where the run executes in the calling process (a Dask worker). Returns a
+    `busy` result when another process holds the claim and `done` when the run turned
+    out to be finished already; a notebook error does not raise.
+    """
+    claim = claim_run(task)
+    if isinstance(claim, RunResult):
+        return claim
+    try:
+        result = check_finished(task)
+        return result if result is not None else execute_claimed(task)
+    finally:
+        claim.release()

@@ -55,7 +55,6 @@ __all__ = [
     "check_kernel",
     "disk_full",
     "execute_claimed",
-    "execute_run",
     "fail",
     "finish_claims",
     "on_signal",
@@ -333,22 +332,3 @@ def claim_run(task: RunTask) -> Claim | RunResult:
             return RunResult(task.name, "failed", None, error)
         return RunResult(task.name, "busy", None, f"being run by {describe_holder(who)}")
     return claim
-
-
-def execute_run(task: RunTask) -> RunResult:
-    """Claim the run, execute it unless it finished meanwhile, record it, release the claim.
-
-    Used where the run executes in the calling process (a Dask worker). Returns a
-    `busy` result when another process holds the claim and `done` when the run turned
-    out to be finished already; a notebook error does not raise.
-    """
-    claim = claim_run(task)
-    if isinstance(claim, RunResult):
-        return claim
-    from mmnb.plan import check_finished  # (mmnb.plan imports this module)
-
-    try:
-        result = check_finished(task)
-        return result if result is not None else execute_claimed(task)
-    finally:
-        claim.release()

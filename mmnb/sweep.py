@@ -37,14 +37,20 @@ from mmnb.grids import axis, expand_grid, load_grid
 from mmnb.locks import claim_holder, safe_folder
 from mmnb.names import run_name
 from mmnb.notebooks import check_parameters, check_values
-from mmnb.plan import check_finished_all, check_out, check_timeout, finished_state, plan_runs
+from mmnb.plan import (
+    check_finished_all,
+    check_out,
+    check_timeout,
+    execute_run,
+    finished_state,
+    plan_runs,
+)
 from mmnb.provenance import provenance
 from mmnb.runs import (
     RunInterrupted,
     RunResult,
     RunTask,
     check_kernel,
-    execute_run,
     read_record,
 )
 

@@ -27,8 +27,8 @@ from mmnb.collect import collect
 from mmnb.files import write_json_atomic
 from mmnb.locks import Claim
 from mmnb.names import run_name
-from mmnb.plan import plan_runs
-from mmnb.runs import execute_run, read_record
+from mmnb.plan import execute_run, plan_runs
+from mmnb.runs import read_record
 from mmnb.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]

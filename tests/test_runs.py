@@ -26,7 +26,8 @@ from mmnb.collect import collect
 from mmnb.files import read_metrics, write_json_atomic
 from mmnb.locks import Claim, claim_holder
 from mmnb.notebooks import check_values, notebook_configs
-from mmnb.runs import RunTask, execute_run, write_record
+from mmnb.plan import execute_run
+from mmnb.runs import RunTask, write_record
 from mmnb.sweep import plan_runs, run_notebook, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
