@@ -155,3 +155,47 @@ def test_config_names_bad_knobs():
         lenses.LensesConfig.from_profile("book", embed_dim=2)
     with pytest.raises(ValueError, match="one-pass pairs"):
         lenses.LensesConfig.from_profile("book", steps=100_000)
+
+
+def test_shared_version_keeps_x_and_shares_the_content_exactly():
+    world = lenses.World(lenses.LensesConfig.from_profile("book"), seed=2)
+    noisy, exact = world.sample(500, "data/test"), world.sample(500, "data/test", shared=True)
+    torch.testing.assert_close(noisy.x, exact.x)
+    torch.testing.assert_close(noisy.s_y, exact.s_y)
+    assert torch.equal(exact.a, exact.b) and not torch.equal(noisy.a, noisy.b)
+    torch.testing.assert_close(unmix(exact.y, world.weights_y)[:, : world.k], exact.a,
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
+
+
+def test_repaired_moves_a_fraction_of_pairs_and_bounds_the_pmi_below():
+    cfg = lenses.LensesConfig.from_profile("book")
+    s = lenses.World(cfg, seed=1).sample(20_000, "data/test")
+    r = lenses.repaired(s, 0.3, seed=1)
+    moved = (r.b != s.b).any(1).float().mean().item()
+    assert 0.27 < moved < 0.31, moved  # 0.3 chosen, a few land on themselves
+    torch.testing.assert_close(r.x, s.x)
+    # y, b and s_y move together: each re-paired y is another pair's whole y
+    assert sorted(r.b[:, 0].tolist()) == sorted(s.b[:, 0].tolist())
+    assert torch.equal(lenses.repaired(s, 0.3, seed=1).y, r.y)
+    pmi = torch.tensor([-50.0, 0.0, 3.0])
+    expected = torch.log(0.7 * pmi.exp() + 0.3)
+    torch.testing.assert_close(lenses.repaired_pmi(pmi, 0.3), expected)
+    assert lenses.repaired_pmi(pmi, 0.3).min() >= math.log(0.3) - 1e-6
+    with pytest.raises(ValueError, match="fraction=1.5"):
+        lenses.repaired(s, 1.5, seed=1)
+    with pytest.raises(ValueError, match="repair_fraction=0.0 is out of range"):
+        lenses.LensesConfig.from_profile("book", repair_fraction=0.0)
+
+
+def test_gaussian_pmi_along_the_diagonal_is_unbounded():
+    rho, t = 0.9, torch.linspace(0, 5, 11)[:, None].double()
+    along = gaussian_pmi(t, t, rho)
+    torch.testing.assert_close(along, -0.5 * math.log(1 - rho**2) + rho * t[:, 0] ** 2 / (1 + rho))
+
+
+def test_tau_ratio_reads_half_and_end():
+    history = mmnb.History()
+    for step, tau in [(0, [1.0, 1.0]), (50, [0.5, 0.9]), (100, [0.25, 0.9])]:
+        history.record(step, {"tau": torch.tensor(tau)})
+    np.testing.assert_allclose(lenses.tau_ratio(history), [0.5, 1.0])
+    np.testing.assert_allclose(lenses.tau_ratio(history, slice(0, 1)), [0.5])

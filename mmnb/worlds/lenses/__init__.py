@@ -2,7 +2,9 @@
 of chapters 1–5 (our synthesis, one lens per paper).
 
 `World` (`LensesWorld`) draws pairs (x, y): two invertible mixings of ρ-correlated Gaussian
-content and private latents, so the PMI is known in closed form (`mmnb.gaussian`). The
+content and private latents, so the PMI is known in closed form (`mmnb.gaussian`); the
+same draw with content shared exactly (`shared=True`) serves the lenses whose premise that
+is, and `repaired` re-pairs a fraction of the pairs (a PMI bounded below). The
 entry points train the three models (`fit_clip`, `fit_spectral`, `fit_single_modal`,
 config first); the read-outs (`measures`) and the Hermite singular functions (`hermite`)
 measure what each lens predicts.
@@ -33,8 +35,9 @@ from mmnb.worlds.lenses.measures import (
     ood_accuracy,
     pmi_readout,
     pmi_weights,
+    tau_ratio,
 )
-from mmnb.worlds.lenses.world import LensesSample, LensesWorld
+from mmnb.worlds.lenses.world import LensesSample, LensesWorld, repaired, repaired_pmi
 
 World = LensesWorld
 CONFIGS = (LensesConfig,)
@@ -66,4 +69,7 @@ __all__ = [
     "ood_accuracy",
     "pmi_readout",
     "pmi_weights",
+    "repaired",
+    "repaired_pmi",
+    "tau_ratio",
 ]

@@ -32,7 +32,8 @@ class LensesConfig(WorldConfig):
     hidden: tuple = knob((64, 64), WIDTH)  # hidden widths of the encoders
     embed_dim: int = knob(16, Range(2, 512))  # output dimension d (d ≫ k)
     tau_init: float = knob(1.0, LEARNED_TEMPERATURE)  # start of the learned τ
-    fixed_tau: float = knob(1.0, LEARNED_TEMPERATURE)  # the large fixed τ of the control
+    fixed_tau: float = knob(1.0, LEARNED_TEMPERATURE)  # the fixed τ beside the learned one
+    repair_fraction: float = knob(0.5, Range(0.05, 0.95))  # q re-paired (bounded-PMI contrast)
     augment_noise: float = knob(0.5, Range(0.0, 10.0))  # single-modal view noise (× std)
     ood_private_scale: float = knob(3.0, SCALE)  # std of s at OOD test
     id_neighbors: int = knob(20, Range(3, 200))  # neighbours of the MLE dimension

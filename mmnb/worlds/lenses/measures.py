@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +20,7 @@ from mmnb.gaussian import gaussian_pmi
 from mmnb.losses import symmetric_info_nce
 
 if TYPE_CHECKING:
+    from mmnb.train import History
     from mmnb.worlds.lenses.fit import TwoTowerFit
     from mmnb.worlds.lenses.world import LensesSample
 
@@ -32,6 +34,7 @@ __all__ = [
     "ood_accuracy",
     "pmi_readout",
     "pmi_weights",
+    "tau_ratio",
 ]
 
 
@@ -144,3 +147,12 @@ def heldout_loss(
                   for i in starts]  # fmt: skip
     losses = torch.stack(losses)
     return losses if per_batch else losses.mean(0)
+
+
+def tau_ratio(history: History, rows: slice | None = None) -> np.ndarray:
+    """τ at the last recorded step over τ at half as many steps, per replica (of `rows`):
+    below 1 while τ keeps falling, near 1 once it has settled."""
+    steps, tau = history.steps("tau"), history["tau"]
+    half = int(np.searchsorted(steps, steps[-1] / 2))
+    ratio = tau[-1] / tau[half]
+    return ratio if rows is None else ratio[rows]
