@@ -28,7 +28,7 @@ PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9c", "#00798c", "#5
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style (called by `mmnb.setup`)."""
+    """Apply the book's matplotlib style (each chapter's first cell calls it)."""
     mpl.rcParams.update(
         {
             "figure.dpi": 110,

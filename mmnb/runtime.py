@@ -264,9 +264,6 @@ def setup(
     seed_everything(seed)
     state.device, state.seed, state.n_seeds, state.threads = dev, seed, n_seeds, n_threads
     state.started = time.perf_counter()
-    from mmnb.plots import use_style
-
-    use_style()
     if verbose:
         from mmnb import __version__
 

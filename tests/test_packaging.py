@@ -110,7 +110,14 @@ def test_set_setup_cell_rewrites_only_the_install_block():
         "import mmnb",
     ]
     new = set_setup_cell.rewrite(source)
-    assert new[-4:] == ["\n", "import torch\n", "from mmnb.glue import glue\n", "import mmnb"]
+    assert new[-6:] == [
+        "\n",
+        "import torch\n",
+        "from mmnb.glue import glue\n",
+        "import mmnb\n",
+        "\n",
+        set_setup_cell.STYLE,  # the figure style, where the figures are drawn
+    ]
     text = "".join(new)
     assert set_setup_cell.install_spec() in text and "import os\n" in text
     assert set_setup_cell.rewrite(new) == new  # idempotent

@@ -10,9 +10,10 @@ In Colab, a chapter installs the `mmnb` release it was written for: the tag
 packaging test points it at the wheel it just built).
 
 Only the install block of cell 0 changes: the lines from `import sys` (or `import os`)
-to the `%pip install` line; and `from myst_nb import glue` becomes
-`from mmnb.glue import glue` (the same outputs without myst-nb, which Colab lacks).
-Everything else in the notebook is left byte for byte.
+to the `%pip install` line; `from myst_nb import glue` becomes
+`from mmnb.glue import glue` (the same outputs without myst-nb, which Colab lacks); and
+the cell ends by applying the book's figure style (`STYLE`), where the figures are drawn
+rather than inside `mmnb.setup`. Everything else in the notebook is left byte for byte.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCK_START = re.compile(r"^import (os|sys)\s*$")
 INSTALL = re.compile(r"^\s+%pip install")
 GLUE_IMPORT = re.compile(r"^from myst_nb import glue\b")
+STYLE = "mmnb.plots.use_style()  # the book's figure style, for every figure below"
 
 
 def repository_url(root: Path = ROOT) -> str:
@@ -68,6 +70,10 @@ def rewrite(source: list[str], root: Path = ROOT) -> list[str]:
     if end + 1 == len(lines):  # the install line ended the cell: no trailing newline
         block = block[:-1] + [block[-1].rstrip("\n")]
     tail = [GLUE_IMPORT.sub("from mmnb.glue import glue", line) for line in tail]
+    if not any(line.startswith(STYLE.split("  #")[0]) for line in tail):
+        if tail and not tail[-1].endswith("\n"):
+            tail[-1] += "\n"
+        tail += ["\n", STYLE]
     return lines[:start] + block + tail
 
 
