@@ -215,6 +215,8 @@ def load(chapter: str, root: Path = Path(".")) -> tuple[pd.DataFrame, dict[str, 
 
 
 _COLOURS = {"holds": "#2e933c", "fails": "#d1495b", "undecided": "#bbbbbb", "missing": "#ffffff"}
+# hatching tells the verdicts apart in grey scale too
+_HATCHES = {"holds": "", "fails": "///", "undecided": "...", "missing": ""}
 
 
 def draw(spec: RegimeMap, table: pd.DataFrame, digits: int = 2) -> Any:
@@ -240,7 +242,15 @@ def draw(spec: RegimeMap, table: pd.DataFrame, digits: int = 2) -> Any:
             if i is None or j is None:
                 continue
             ax.add_patch(
-                plt.Rectangle((i - 0.5, j - 0.5), 1, 1, color=_COLOURS[row["verdict"]], alpha=0.8)
+                plt.Rectangle(
+                    (i - 0.5, j - 0.5),
+                    1,
+                    1,
+                    facecolor=_COLOURS[row["verdict"]],
+                    edgecolor="white",
+                    hatch=_HATCHES[row["verdict"]],
+                    alpha=0.8,
+                )
             )
             if np.isfinite(row["mean"]):
                 ax.text(i, j, f"{row['mean']:.{digits}g}", ha="center", va="center", fontsize=9)
@@ -253,7 +263,11 @@ def draw(spec: RegimeMap, table: pd.DataFrame, digits: int = 2) -> Any:
         ax.set_ylabel(spec.y.title)
         ax.set_title(name, fontsize=10)
         ax.grid(False)
-    handles = [Patch(color=c, label=v) for v, c in _COLOURS.items() if v != "missing"]
+    handles = [
+        Patch(facecolor=c, edgecolor="white", hatch=_HATCHES[v], label=v)
+        for v, c in _COLOURS.items()
+        if v != "missing"
+    ]
     handles.append(plt.Line2D([], [], color="black", lw=2, label="predicted boundary"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9)
     return fig

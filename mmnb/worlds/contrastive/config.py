@@ -21,7 +21,7 @@ class ContrastiveConfig(WorldConfig):
     )  # fmt: skip
 
     shared_dim: int = knob(4, Range(1, 256))  # k, dimension of the shared latent z
-    private_dim: int = knob(4, Range(1, 256))  # p, dimension of each private latent
+    private_dim: int = knob(4, Range(1, 256))  # k_ξ, dimension of each private latent ξ
     x_dim: int = knob(16, Range(1, 4096))  # dimension of the observation x
     y_dim: int = knob(16, Range(1, 4096))  # dimension of the observation y
     noise: float = knob(0.1, Range(0.0, 10.0))  # std of the observation noise
