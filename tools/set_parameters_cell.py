@@ -96,9 +96,10 @@ def render(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report, exit 1 if stale")
+    parser.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
     args = parser.parse_args(argv)
     stale = []
-    for chapter in CHAPTERS:
+    for chapter in args.chapters or CHAPTERS:
         path = ROOT / "chapters" / f"{chapter}.ipynb"
         text = render(path)
         if text == path.read_text():
