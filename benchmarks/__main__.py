@@ -4,7 +4,8 @@ Prints a table and writes benchmarks/results.json with the keys `machine`,
 `matmul_peak_gflops`, `chapter_book_seconds` (chapter → seconds), `book_wall_seconds`
 (all chapters, `book_jobs` at a time, as `make book` runs them), `replica_speedup`
 (chapter → looped over batched time at R = 16), `ch04_paper_flop_fraction` (objective →
-best fraction of the matmul peak of chapter 04's paper step), and the
+best fraction of the matmul peak of chapter 04's paper step), `ch05_steps_per_second`
+(chapter 05's training speed early and late, denormals flushed and not), and the
 details behind them. `--parts` runs a subset;
 the other entries keep their earlier values.
 """
@@ -21,6 +22,7 @@ import torch
 
 import mmnb
 from benchmarks.chapters import book_seconds
+from benchmarks.denormals import denormal_speeds
 from benchmarks.paper_step import flop_rate
 from benchmarks.replicas import MAIN_MODELS, replica_times
 from benchmarks.timing import matmul_peak_gflops
@@ -28,7 +30,7 @@ from mmnb.results import write_json_atomic
 from mmnb.worlds import identifiability
 
 RESULTS = Path(__file__).with_name("results.json")
-PARTS = ("peak", "replicas", "paper_step", "chapters")
+PARTS = ("peak", "replicas", "paper_step", "denormals", "chapters")
 
 
 def machine(device: torch.device) -> str:
@@ -92,6 +94,17 @@ def main() -> None:
                 )
         results["ch04_paper_step"] = steps
         results["ch04_paper_flop_fraction"] = fractions
+
+    if "denormals" in args.parts:
+        speeds = denormal_speeds()
+        results["ch05_steps_per_second"] = speeds
+        print()
+        for name, rate in speeds.items():
+            print(
+                f"ch05, 150 epochs, denormals {name.replace('_', ' ')}: {rate['first']:.0f} "
+                f"steps/s in the first tenth, {rate['last']:.0f} in the last "
+                f"({rate['last_over_first']:.2f})"
+            )
 
     if "chapters" in args.parts:
         seconds, wall = book_seconds(args.jobs, args.book_cache)
