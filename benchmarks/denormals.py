@@ -22,7 +22,7 @@ from mmnb.worlds import intrinsic_dim
 
 def steps_per_second(flush: bool, epochs: int = 150, replicas: int = 3) -> dict[str, float]:
     """First- and last-tenth steps/s of a chapter-05 run of `epochs` epochs."""
-    mmnb.setup(0, "cpu", verbose=False)
+    mmnb.setup(0, "cpu", threads=1, verbose=False)  # as the chapter runs: one thread
     torch.set_flush_denormal(flush)
     cfg = intrinsic_dim.IntrinsicDimConfig()
     step = ch05_step(replicas, 0, torch.device("cpu"))
