@@ -108,8 +108,10 @@ def _identifiability(c: Any) -> tuple[float, float, float]:
     act = c.batch_size * sum(c.hidden) * 2 * 3 + 3 * c.batch_size**2
     data = (c.n_val + c.n_test + 2 * c.track_points) * d_in * 4 + c.cond_draws * d_in**2
     kernel = c.kernel_points**2 * 2 * 2  # float64 Gram matrix and its factor, one at a time
-    leaks = len(getattr(c, "leak_df_factors", (1, 1))) * getattr(c, "leak_seeds", 1)
-    runs = 1 + len(c.sweep_sizes) * c.sweep_seeds + leaks
+    # the main settings, the encoding-size sweep, three leak arms, noisy content and the
+    # reference objective's replicas
+    leaks = 3 * c.leak_seeds + 1
+    runs = 1 + len(c.sweep_sizes) * c.sweep_seeds + leaks + 2
     work = runs * c.steps * c.batch_size * (params * 3 + c.batch_size * c.n_c)
     return data + 4 * params + act, kernel, work
 

@@ -266,3 +266,77 @@ def test_world_follows_the_protocol(cfg):
     assert not torch.equal(world.World(cfg, 5).sample(8, "data/val")["x1"], a["x1"])
     with pytest.raises(ValueError, match="pairs is empty"):
         world.World(cfg, 0, pairs=[])
+
+
+def test_content_and_style_of_different_sizes(cfg):
+    """n_c ≠ n_s: the data model, the oracles and the read-outs all run (issue 34)."""
+    small = cfg.replace(n_c=2, n_s=4, n_m=3, sweep_sizes=(1, 2))
+    rows = world.table(small.p_chg)
+    pairs = [(rows[-1], 0), (rows[1], 1), (replace(rows[3], content_noise=0.5), 0)]
+    m = world.World(small, 0, pairs=pairs)
+    data = m.sample(300, "test")
+    assert data["c"].shape == (3, 300, 2) and data["s_tilde"].shape == (3, 300, 4)
+    assert data["x1"].shape == (3, 300, 9)
+    oracle = m.style_oracle("s")
+    assert oracle.shape == (3, 4) and (oracle[:2] > 0).all() and (oracle[2] == 0).all()
+    assert (m.style_oracle("s_tilde") <= oracle + 1e-12).all()
+    res = world.run(small, pairs, seed=0)
+    assert res.evaluation.kernel.shape == (3, 2, 5) and torch.isfinite(res.evaluation.kernel).all()
+    assert res.evaluation.kernel_coords.shape == (3, 2, 2 + 2 * 4 + 2 * 3)
+    records = world.direction_r2(res.encoders, res.world, [0, 2], n_val=200, n_test=200)
+    assert len(records) == 2 * (2 + 4)
+
+
+def test_sigma_forms_keep_the_conditioning_or_the_dependence(cfg):
+    assert world.mean_abs_correlation(3) == pytest.approx(0.5)
+    assert world.mean_abs_correlation(5) == pytest.approx(3 / 8)
+    # Monte Carlo: |corr| of Wishart(3) draws, mean 1/2 (s.e. about 0.002)
+    g = torch.randn(20_000, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = g.mT @ g
+    corr = w[:, 0, 1] / (w[:, 0, 0] * w[:, 1, 1]).sqrt()
+    assert corr.abs().mean().item() == pytest.approx(0.5, abs=0.01)
+    stat = Setting(statistical=True)
+    arms = [stat, replace(stat, sigma_form="spectrum"), replace(stat, sigma_form="equicorrelated")]
+    m = world.World(cfg, 0, pairs=[(s, 2) for s in arms])
+    c = m.covariance["c"]
+    cond = torch.linalg.cond(c)
+    torch.testing.assert_close(cond[1], cond[0])  # the draw's conditioning
+    assert torch.count_nonzero(c[1] - torch.diag(c[1].diagonal())) == 0  # no dependence
+    d = c[2].diagonal().sqrt()
+    off = (c[2] / d[:, None] / d[None, :])[~torch.eye(3, dtype=torch.bool)]
+    torch.testing.assert_close(off, torch.full_like(off, 0.5))
+    torch.testing.assert_close(cond[2], torch.tensor(4.0, dtype=torch.float64))
+    torch.testing.assert_close(c[2].trace(), c[0].trace())
+    assert replace(stat, sigma_form="spectrum").name == "p1_stat_spectrum"
+    with pytest.raises(ValueError, match="sigma_form"):
+        replace(stat, sigma_form="diagonal")
+
+
+def test_content_noise_is_seen_by_the_second_modality_only(cfg):
+    noisy = Setting(0.75, statistical=True, content_noise=0.5)
+    clean = replace(noisy, content_noise=0.0)
+    m = world.World(cfg, 0, pairs=[(clean, 1), (noisy, 1)])
+    data = m.sample(40_000, "test")
+    z2 = unmix(data["x2"].double(), m.f2.double())
+    z1 = unmix(data["x1"].double(), m.f1.double())
+    n_c = cfg.n_c
+    torch.testing.assert_close(z1[..., :n_c], data["c"].double(), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(z2[0, :, :n_c], data["c"][0].double(), atol=1e-3, rtol=1e-3)
+    noise = z2[1, :, :n_c] - data["c"][1].double()
+    torch.testing.assert_close(torch.cov(noise.T), 0.25 * m.covariance["c"][1], atol=0.05,
+                               rtol=0.05)  # fmt: skip
+    # the noise comes from companion streams: the other draws are those of the clean world
+    alone = world.World(cfg, 0, pairs=[(clean, 1)]).sample(40_000, "test")
+    assert torch.equal(alone["x1"][0], data["x1"][1]) and torch.equal(alone["x2"][0], data["x2"][0])
+    assert noisy.name == "p075_stat_cnoise05"
+    with pytest.raises(ValueError, match="content_noise"):
+        Config.from_profile("book", content_noise=0.0)
+
+
+def test_checkpoints_are_the_evaluations_of_shorter_runs(cfg, table):
+    pairs = [(table[-1], 0)]
+    long = world.run(cfg.replace(steps=4, track_evals=4), pairs, seed=2, checkpoints=[2])
+    short = world.run(cfg.replace(steps=2, track_evals=0), pairs, seed=2)
+    torch.testing.assert_close(long.checkpoints[2].kernel, short.evaluation.kernel)
+    with pytest.raises(ValueError, match="checkpoints"):
+        world.run(cfg.replace(steps=4, track_evals=2), pairs, seed=2, checkpoints=[3])

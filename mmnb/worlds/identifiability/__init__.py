@@ -10,11 +10,14 @@ Learning").
     measures.py  R² of every latent block from the encodings (`evaluate`,
                  `direction_r2`)
     figures.py   the generative process as a graph
+    long.py      the long experiment, run once and stored (`long.load`)
 """
 
+from mmnb.worlds.identifiability import long
 from mmnb.worlds.identifiability.config import (
     COVARIANCES,
     OBJECTIVES,
+    SIGMA_FORMS,
     IdentifiabilityConfig,
     Setting,
     replicas,
@@ -30,7 +33,14 @@ from mmnb.worlds.identifiability.fit import (
     run,
 )
 from mmnb.worlds.identifiability.measures import Evaluation, direction_r2, encode, evaluate
-from mmnb.worlds.identifiability.world import BLOCKS, LatentModel, ReplicaStreams, wishart
+from mmnb.worlds.identifiability.world import (
+    BLOCKS,
+    LatentModel,
+    ReplicaStreams,
+    mean_abs_correlation,
+    shaped_covariance,
+    wishart,
+)
 
 World = LatentModel
 CONFIGS = (IdentifiabilityConfig,)
@@ -40,6 +50,7 @@ __all__ = [
     "CONFIGS",
     "COVARIANCES",
     "OBJECTIVES",
+    "SIGMA_FORMS",
     "Encoders",
     "Evaluation",
     "IdentifiabilityConfig",
@@ -53,10 +64,13 @@ __all__ = [
     "direction_r2",
     "encode",
     "evaluate",
+    "long",
     "make_encoders",
+    "mean_abs_correlation",
     "reference_info_nce",
     "replicas",
     "run",
+    "shaped_covariance",
     "table",
     "wishart",
 ]

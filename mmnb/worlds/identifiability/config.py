@@ -12,10 +12,22 @@ import numpy as np
 from mmnb.config import WorldConfig, check_choice, check_range, knob
 from mmnb.ranges import WIDTH, Range
 
-__all__ = ["COVARIANCES", "OBJECTIVES", "IdentifiabilityConfig", "Setting", "replicas", "table"]
+__all__ = [
+    "COVARIANCES",
+    "OBJECTIVES",
+    "SIGMA_FORMS",
+    "IdentifiabilityConfig",
+    "Setting",
+    "replicas",
+    "table",
+]
 
 OBJECTIVES = ("clip", "reference")
 COVARIANCES = ("shared", "independent")
+#: what is kept of each block's Wishart draw W: W itself; its eigenvalues on the
+#: diagonal (W's conditioning, independent coordinates); or an equicorrelated matrix with
+#: W's trace and the draw's mean |correlation| (W's dependence, well conditioned)
+SIGMA_FORMS = ("wishart", "spectrum", "equicorrelated")
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,8 @@ class IdentifiabilityConfig(WorldConfig):
     # side experiments
     sweep_sizes: tuple = knob((1, 2, 3, 4, 6, 9), Range(1, 256))  # encoding sizes swept, + n_c
     sweep_seeds: int = knob(1, Range(1, 16))  # replica ids per swept size
-    leak_df_factors: tuple = knob((1, 3, 10), Range(1, 1000))  # Wishart df / n of the leak doses
-    leak_seeds: int = knob(4, Range(1, 16))  # replica ids per dose
+    leak_seeds: int = knob(4, Range(1, 16))  # replica ids per arm of the leak experiment
+    content_noise: float = knob(1.0, Range(0.01, 100.0))  # noise/signal of c in x2 (a control)
 
     def check(self) -> None:
         if self.kernel_points > self.n_val:
@@ -94,6 +106,12 @@ class Setting:
     `"independent"` draws one matrix per block. `wishart_factor` k draws each block's
     matrix with k times its size as degrees of freedom (better conditioned for larger k),
     divided by k to keep its mean I·size.
+    `sigma_form` keeps all of each Wishart draw W (`"wishart"`), only its eigenvalues on
+    the diagonal (`"spectrum"`: W's conditioning without dependence) or only its
+    dependence (`"equicorrelated"`: W's trace, every correlation equal to the mean
+    |correlation| of such draws, well conditioned); see `world.shaped_covariance`.
+    `content_noise` σ > 0 lets the second modality see the content through noise,
+    c̃ = c + σ η with η ~ N(0, Σ_c): a violation of content invariance.
     `fixed_style` style coordinates (the last ones) never change: a negative control of
     the assumption that style changes. `encoding_size=None` means n_c; `multiview=True`
     uses one mixing function for both modalities and no modality-specific latents.
@@ -107,6 +125,8 @@ class Setting:
     covariance: str = "shared"
     wishart_factor: int = 1
     fixed_style: int = 0
+    sigma_form: str = "wishart"
+    content_noise: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("p_chg", self.p_chg, 0.0, 1.0)
@@ -115,6 +135,8 @@ class Setting:
         if self.encoding_size is not None:
             check_range("encoding_size", self.encoding_size, 1, 256, integer=True)
         check_range("wishart_factor", self.wishart_factor, 1, 10_000, integer=True)
+        check_choice("sigma_form", self.sigma_form, SIGMA_FORMS)
+        check_range("content_noise", self.content_noise, 0.0, 100.0)
 
     @property
     def dependence(self) -> str:
@@ -134,6 +156,10 @@ class Setting:
             name += f"_df{self.wishart_factor}n"
         if self.fixed_style:
             name += f"_fixed{self.fixed_style}"
+        if self.sigma_form != "wishart":
+            name += f"_{self.sigma_form}"
+        if self.content_noise:
+            name += "_cnoise" + f"{self.content_noise:g}".replace(".", "")
         return name if self.encoding_size is None else f"{name}_d{self.encoding_size}"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -133,6 +133,7 @@ class IdentifiabilityRun:
     encoders: Encoders
     history: History
     evaluation: Evaluation
+    checkpoints: dict[int, Evaluation] = field(default_factory=dict)  # step → evaluation
 
     def rows(self, setting: Setting) -> list[int]:
         """The replica indices of one setting."""
@@ -159,15 +160,25 @@ def run(
     device: torch.device | str = "cpu",
     objective: str | None = None,
     desc: str = "identifiability",
+    checkpoints: Sequence[int] = (),
 ) -> IdentifiabilityRun:
     """Train every (setting, replica id) pair as one replica of a single batched model.
 
     `objective` defaults to `cfg.objective`. Each step draws a fresh batch per replica
     from its "data/train" stream (`batches_ahead` batches at a time). Every
     `cfg.track_every` steps the history records the linear R² of content and style from
-    encoder 1 (`r2_c`, `r2_s`) on `cfg.track_points` pairs per split. Ends with `evaluate`.
+    encoder 1 (`r2_c`, `r2_s`) on `cfg.track_points` pairs per split. At each step of
+    `checkpoints` (multiples of `cfg.track_every`, below `cfg.steps`) it also runs the full
+    `evaluate` (the run's `checkpoints`). Ends with `evaluate`.
     """
     objective = check_choice("objective", objective or cfg.objective, OBJECTIVES)
+    every = cfg.track_every
+    for step in checkpoints:
+        if not every or step % every or not 0 < step < cfg.steps:
+            raise ValueError(
+                f"checkpoints: step {step} is not a multiple of track_every={every} "
+                f"strictly between 0 and steps={cfg.steps}"
+            )
     world = LatentModel(cfg, seed, device, pairs)
     encoders = make_encoders(cfg, pairs, seed, device)
     ahead = batches_ahead(world, cfg.batch_size)
@@ -175,6 +186,9 @@ def run(
     negatives = world.streams("data/negatives", ahead) if objective == "reference" else None
     track_streams = world.streams("data/track")
     held: dict[str, dict[str, Tensor]] = {}
+    probe = {k: getattr(cfg, k) for k in ("n_val", "n_test", "kernel_points", "kernel_alphas")}
+    saved: dict[int, Evaluation] = {}
+    calls = [0]  # tracking evaluations so far: step = calls × track_every
 
     def objective_fn(_: Tensor | None) -> Tensor:
         return contrastive_loss(
@@ -186,6 +200,9 @@ def run(
             held["val"], held["test"] = (
                 world.sample(cfg.track_points, track_streams) for _ in range(2)
             )
+        step, calls[0] = calls[0] * every, calls[0] + 1
+        if step in checkpoints:
+            saved[step] = evaluate(encoders, world, kernel_gammas=cfg.kernel_gammas, **probe)
         f_val, f_test = (encoders(held[k]["x1"], held[k]["x2"])[0] for k in ("val", "test"))
         return {
             f"r2_{b}": r2_scores(f_val, held["val"][b], f_test, held["test"][b]).mean(-1)
@@ -204,6 +221,5 @@ def run(
         record_every=50,
         desc=desc,
     )
-    probe = {k: getattr(cfg, k) for k in ("n_val", "n_test", "kernel_points", "kernel_alphas")}
     evaluation = evaluate(encoders, world, kernel_gammas=cfg.kernel_gammas, **probe)
-    return IdentifiabilityRun(list(pairs), objective, world, encoders, history, evaluation)
+    return IdentifiabilityRun(list(pairs), objective, world, encoders, history, evaluation, saved)

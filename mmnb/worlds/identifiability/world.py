@@ -5,8 +5,9 @@ the second modality's copy s̃ = s + b ⊙ ε is perturbed with probability p_ch
 modality-specific m1, m2 (independent of everything). The observations are
 x1 = f1(c, s, m1) and x2 = f2(c, s̃, m2), with two different invertible mixing MLPs
 (`mmnb.mixing`). Optional dependencies: *statistical* (each block Gaussian with a
-Wishart covariance) and *causal* (s ← s + B c + a). The multi-view special case has
-f1 = f2 and no m's.
+Wishart covariance, or only its spectrum, or only its dependence: `shaped_covariance`) and
+*causal* (s ← s + B c + a). The multi-view special case has f1 = f2 and no m's. With
+`content_noise` the second modality sees c + σ η instead of c (content not invariant).
 
 Every tensor carries a leading replica axis R. A replica is a (setting, replica id)
 pair: the id j names the random streams of its world (stream(seed, "world/…", j)), so
@@ -17,6 +18,7 @@ per id on the CPU and moved to the device, so they do not depend on the device.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -27,9 +29,15 @@ from torch import Tensor
 from mmnb.config import check_choice, check_range
 from mmnb.mixing import invertible_mlp, mix
 from mmnb.runtime import DrawAhead, stream
-from mmnb.worlds.identifiability.config import IdentifiabilityConfig, Setting, table
+from mmnb.worlds.identifiability.config import (
+    SIGMA_FORMS,
+    IdentifiabilityConfig,
+    Setting,
+    table,
+)
 
-__all__ = ["BLOCKS", "LatentModel", "ReplicaStreams", "wishart"]
+__all__ = ["BLOCKS", "LatentModel", "ReplicaStreams", "mean_abs_correlation", "shaped_covariance",
+           "wishart"]  # fmt: skip
 
 BLOCKS = ("c", "s", "s_tilde", "m1", "m2")
 
@@ -38,6 +46,31 @@ def wishart(n: int, generator: torch.Generator, df: int | None = None) -> Tensor
     """A covariance `[n, n]` from Wishart(df, I), df = n by default: GᵀG with G ~ N(0, 1)^{df×n}."""
     g = torch.randn(df or n, n, generator=generator, dtype=torch.float64)
     return g.T @ g
+
+
+def mean_abs_correlation(df: int) -> float:
+    """E|ρ_ij| of a Wishart(df, I) matrix: the correlation of two of its coordinates is the
+    cosine of the angle between two independent Gaussian vectors of R^df, whose mean
+    absolute value is Γ(df/2) / (√π Γ((df + 1)/2)) (1/2 for df = 3)."""
+    return math.exp(math.lgamma(df / 2) - math.lgamma((df + 1) / 2)) / math.sqrt(math.pi)
+
+
+def shaped_covariance(w: Tensor, form: str, df: int) -> Tensor:
+    """What `form` keeps of a Wishart(df) draw `w` `[n, n]` (see `Setting.sigma_form`).
+
+    `"wishart"`: `w`. `"spectrum"`: diag of its eigenvalues (the same condition number, no
+    dependence between coordinates). `"equicorrelated"`: `tr(w)/n · ((1 − ρ) I + ρ 11ᵀ)`
+    with ρ = `mean_abs_correlation(df)`, the draw's expected strength of dependence at a
+    condition number of (1 + (n − 1)ρ) / (1 − ρ) (4 for n = df = 3).
+    """
+    check_choice("sigma_form", form, SIGMA_FORMS)
+    if form == "wishart":
+        return w
+    if form == "spectrum":
+        return torch.diag(torch.linalg.eigvalsh(w))
+    n, rho = w.shape[-1], mean_abs_correlation(df)
+    corr = (1 - rho) * torch.eye(n, dtype=w.dtype) + rho * torch.ones(n, n, dtype=w.dtype)
+    return w.diagonal().mean() * corr
 
 
 class ReplicaStreams:
@@ -59,12 +92,23 @@ class ReplicaStreams:
         ahead: int = 1,
     ) -> None:
         unique = list(dict.fromkeys(int(i) for i in ids))
+        self.seed, self.purpose, self.ids = seed, purpose, [int(i) for i in ids]
         self.device = torch.device(device)
         self.index = torch.tensor([unique.index(int(i)) for i in ids], device=self.device)
         self.streams = [stream(seed, purpose, j) for j in unique]
         self.ahead = check_range("ahead", ahead, 1, 100_000, integer=True)
         self._draws: DrawAhead | None = None
         self._shape: tuple[int, int, int] | None = None
+        self._companion: ReplicaStreams | None = None
+
+    def companion(self) -> ReplicaStreams:
+        """The streams (seed, purpose + "/content_noise", j): extra draws that leave this
+        object's numbers unchanged whether they are made or not."""
+        if self._companion is None:
+            self._companion = ReplicaStreams(
+                self.seed, self.purpose + "/content_noise", self.ids, self.device, self.ahead
+            )
+        return self._companion
 
     def noise(self, n: int, normal: int, uniform: int) -> tuple[Tensor, Tensor]:
         """N(0, 1) draws `[R, n, normal]` and U(0, 1) draws `[R, n, uniform]` (per stream,
@@ -91,7 +135,8 @@ class LatentModel:
     Noise u ~ N(0, I) maps linearly to the latents: `(c, s, m1, m2, ε) = u @ transform
     + offset`; s̃ = s + b ⊙ ε with b_j ~ Bernoulli(p_chg) (0 for fixed coordinates);
     x1 = f1(c, s, m1), x2 = f2(c, s̃, m2). A multi-view replica has m1 = m2 = 0 and
-    f1 = f2 acting on (c, s) only.
+    f1 = f2 acting on (c, s) only. A replica with `content_noise` σ > 0 has
+    x2 = f2(c + σ η, s̃, m2), η ~ N(0, Σ_c) from the companion streams.
     """
 
     #: the purposes the chapter's entry points draw pairs for (any name is a stream)
@@ -112,6 +157,7 @@ class LatentModel:
     f2: Tensor
     covariance: dict[str, Tensor]  # per block (and "eps", "cs" = Cov(c, s)), [R, ·, ·]
     mixing_condition: Tensor  # [R, 2, L]: condition number of every mixing layer
+    content_noise: Tensor  # [R, 1, 1]: σ of the content noise seen by modality 2
 
     def __init__(
         self,
@@ -144,8 +190,9 @@ class LatentModel:
             for block, d in sizes.items():  # shared: one stream for every block, as the reference
                 shared = setting.covariance == "shared"
                 purpose = "world/covariance" + ("" if shared else f"/{block}")
-                k = setting.wishart_factor
-                sigmas[block] = wishart(d, stream(seed, purpose, j).torch, k * d) / k
+                df = setting.wishart_factor * d
+                w = wishart(d, stream(seed, purpose, j).torch, df) / setting.wishart_factor
+                sigmas[block] = shaped_covariance(w, setting.sigma_form, df)
             chol = {
                 k: torch.linalg.cholesky(s) if setting.statistical else torch.eye(len(s)).double()
                 for k, s in sigmas.items()
@@ -197,6 +244,8 @@ class LatentModel:
         self.f1, self.f2 = torch.stack(f1s).to(device), torch.stack(f2s).to(device)
         self.covariance = {k: v.to(device) for k, v in covariance.items()}
         self.mixing_condition = torch.stack(conds)
+        noise = [[[s.content_noise]] for s in self.settings]
+        self.content_noise = torch.tensor(noise, device=device)
 
     @property
     def pairs(self) -> list[tuple[Setting, int]]:
@@ -232,8 +281,12 @@ class LatentModel:
         out = {k: lat[..., v] for k, v in sl.items() if k != "eps"}
         change = uniform < self.change_prob
         out["s_tilde"] = out["s"] + change * lat[..., sl["eps"]]
+        c2 = out["c"]
+        if bool((self.content_noise > 0).any()):  # η ~ N(0, Σ_c): u_c's map to c
+            eta = streams.companion().noise(n, self.n_c, 0)[0]
+            c2 = c2 + self.content_noise * torch.bmm(eta, self.transform[:, : self.n_c, : self.n_c])
         z1 = torch.cat([out["c"], out["s"], out["m1"]], -1)
-        z2 = torch.cat([out["c"], out["s_tilde"], out["m2"]], -1)
+        z2 = torch.cat([c2, out["s_tilde"], out["m2"]], -1)
         out["x1"], out["x2"] = mix(z1, self.f1), mix(z2, self.f2)
         return out
 
@@ -249,7 +302,8 @@ class LatentModel:
         cs, sig_c = self.covariance["cs"], self.covariance["c"]
         explained = cs.mT @ torch.linalg.solve(sig_c, cs)  # Σ_sc Σ_c⁻¹ Σ_cs
         if directions is None:
-            directions = torch.eye(self.n_s, dtype=cs.dtype, device=cs.device).expand_as(cs)
+            eye = torch.eye(self.n_s, dtype=cs.dtype, device=cs.device)
+            directions = eye.expand(cs.shape[0], -1, -1)  # [R, n_s, n_s]; cs is [R, n_c, n_s]
         v = directions.to(cs.dtype)
         quad = lambda m: (v * (m @ v)).sum(-2)  # noqa: E731
         return quad(explained) / quad(self.covariance[block])
