@@ -13,10 +13,6 @@ import torch
 
 import mmnb
 from benchmarks.timing import seconds_per_call
-from mmnb.losses import (
-    LearnedTemperature,
-    kernel_similarity,
-)
 from mmnb.runtime import DrawAhead
 from mmnb.train import make_optimizer
 from mmnb.worlds import (
@@ -97,25 +93,14 @@ def ch02_step(r: int, seed: int, device: torch.device) -> Step:
 
 
 def ch03_step(r: int, seed: int, device: torch.device) -> Step:
-    """Chapter 03: embedding tables with a Gaussian-kernel similarity on the ring world."""
+    """Chapter 03: the world's own embedding objective (`pmi.embedding_objective`:
+    L2-normalized tables with the Gaussian-kernel similarity and a learned temperature on
+    the ring world, d = max(embed_dims)), one minibatch of pairs per replica."""
     cfg = pmi.PMIConfig()
     world = pmi.World(cfg, seed, device)
-    dim = max(cfg.embed_dims)
-
-    def init(gen: torch.Generator) -> torch.Tensor:
-        return cfg.embed_init_std * torch.randn(cfg.n_states, dim, generator=gen)
-
-    u = mmnb.replica_parameter(init, r, seed, "init/embedding_x", device)
-    v = mmnb.replica_parameter(init, r, seed, "init/embedding_y", device)
-    tau = LearnedTemperature(r, init=cfg.tau_init).to(device)
-    sampler = world.sampler(cfg.batch_size, r)
-
-    def loss() -> torch.Tensor:
-        table = kernel_similarity(u, v, "gauss", cfg.sigma) / tau().view(-1, 1, 1)
-        x, y = sampler.next()
-        return pmi.batch_loss(table, x, y)
-
-    return _optimizer_step(loss, [u, v, *tau.parameters()], cfg.embed_lr)
+    run = pmi.embedding_objective(cfg, world, [max(cfg.embed_dims)], ["gauss"] * r, range(r))
+    return _optimizer_step(lambda: run.objective(None)[0], [run.u, run.v, *run.tau.parameters()],
+                           cfg.embed_lr)  # fmt: skip
 
 
 def ch04_step(r: int, seed: int, device: torch.device) -> Step:

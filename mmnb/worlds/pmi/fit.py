@@ -8,7 +8,7 @@ returns a dataclass carrying the `history`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +35,9 @@ from mmnb.worlds.pmi.world import RingWorld, pmi
 __all__ = [
     "KINDS",
     "EmbeddingFit",
+    "EmbeddingTraining",
     "FreeTableFit",
+    "embedding_objective",
     "fit_embedding_dims",
     "fit_embeddings",
     "fit_free_table",
@@ -264,22 +266,28 @@ def fit_embeddings(
     return fit_embedding_dims(cfg, world, [dim], kinds, replicas, desc)[dim]
 
 
-def fit_embedding_dims(
+@dataclass
+class EmbeddingTraining:
+    """What `fit_embedding_dims` trains, before its first step: the zero-padded tables
+    `u`, `v` (`[R·len(dims), n, max(dims)]`), the temperature, the minibatch
+    `objective` (loss per replica, and τ to record) and the PMI read-out `evaluate`."""
+
+    u: nn.Parameter
+    v: nn.Parameter
+    tau: LearnedTemperature
+    objective: Callable[[Tensor | None], tuple[Tensor, dict[str, Tensor]]]
+    evaluate: Callable[[], dict[str, Tensor]]
+
+
+def embedding_objective(
     cfg: PMIConfig,
     world: RingWorld,
     dims: Sequence[int],
     kinds: Sequence[str],
-    replicas: Replicas,
-    desc: str = "embeddings",
-) -> dict[int, EmbeddingFit]:
-    """`fit_embeddings` for every dimension in `dims`, trained at once as one batch.
-
-    The tables of dimension d are zero-padded to max(dims): a zero coordinate of û and
-    v̂ gets no gradient (∂⟨û, v̂⟩/∂u_j ∝ v̂_j = 0), so it stays zero under Adam and each
-    dimension trains as it would alone (up to the rounding of the longer sums). Returns
-    one `EmbeddingFit` per dimension, its history that of its own replicas.
-    """
-    ids = replica_ids(replicas)
+    ids: Sequence[int],
+) -> EmbeddingTraining:
+    """The tables, temperature and objective of `fit_embedding_dims` (its arguments, the
+    replica ids resolved): one step is `objective(None)` summed, backward, Adam."""
     if len(kinds) != len(ids):
         raise ValueError(f"kinds: need one kind per replica ({len(ids)}), got {len(kinds)}")
     for dim in dims:
@@ -319,6 +327,28 @@ def fit_embedding_dims(
         fit = pmi_fit(_logit_table(u, v, tau(), a, cfg.sigma), target, weights)
         return {"corr": fit.corr, "rmse": fit.rmse, "delta": fit.delta}
 
+    return EmbeddingTraining(u, v, tau, objective, evaluate)
+
+
+def fit_embedding_dims(
+    cfg: PMIConfig,
+    world: RingWorld,
+    dims: Sequence[int],
+    kinds: Sequence[str],
+    replicas: Replicas,
+    desc: str = "embeddings",
+) -> dict[int, EmbeddingFit]:
+    """`fit_embeddings` for every dimension in `dims`, trained at once as one batch.
+
+    The tables of dimension d are zero-padded to max(dims): a zero coordinate of û and
+    v̂ gets no gradient (∂⟨û, v̂⟩/∂u_j ∝ v̂_j = 0), so it stays zero under Adam and each
+    dimension trains as it would alone (up to the rounding of the longer sums). Returns
+    one `EmbeddingFit` per dimension, its history that of its own replicas.
+    """
+    ids = replica_ids(replicas)
+    run = embedding_objective(cfg, world, dims, kinds, ids)
+    u, v, tau, objective, evaluate = run.u, run.v, run.tau, run.objective, run.evaluate
+    device = u.device
     history = train(
         objective,
         [u, v, tau],
