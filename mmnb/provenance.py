@@ -22,7 +22,8 @@ PACKAGE = "mmnb"
 ROOT = Path(__file__).resolve().parent  # the mmnb package folder
 # what must match for a finished run to count as this notebook's run
 IDENTITY = ("notebook_sha256", "code_sha256", "mmnb_version")
-_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
+# a magic (%pip, %%time) or shell line (!ls), not an operator (`!=`, `%` continuing a line)
+_MAGIC = re.compile(r"^(\s*)(?:%%?|!)(?=[A-Za-z]).*$", re.MULTILINE)
 
 
 def notebook_code(notebook: str | Path) -> str:

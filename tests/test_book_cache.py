@@ -165,3 +165,13 @@ def test_a_failing_page_is_named_and_the_others_are_cached(tmp_path):
     cache.match_cache_notebook(nbformat.read(book / "chapters" / "good.ipynb", 4))  # cached
     with pytest.raises(KeyError):
         cache.match_cache_notebook(nbformat.read(book / "chapters" / "bad.ipynb", 4))
+
+
+def test_operators_at_a_line_start_are_code_not_magics(tmp_path):
+    """`!=` or `%` continuing an expression stays code (the page must still parse)."""
+    page = tmp_path / "p.ipynb"
+    _notebook(page, "%pip install x\n!ls\nok = (1\n    != 2)\nr = (7\n    % 3)\nimport mmnb")
+    code = book_cache.page_code(page)
+    assert code.splitlines()[:2] == ["pass", "pass"]
+    assert "!= 2)" in code and "% 3)" in code
+    compile(code, "page", "exec")

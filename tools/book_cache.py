@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "mmnb"
 ALWAYS = ("constraints.txt", "pyproject.toml")  # versions and dependencies
 CONFIG = ROOT / "_config.yml"
-MAGIC = re.compile(r"^\s*[%!]")
+# a magic (%pip, %%time) or shell line (!ls), not an operator (`!=`, `%` continuing a line)
+MAGIC = re.compile(r"^\s*(?:%%?|!)(?=[A-Za-z])")
 
 
 def book_pages(root: Path = ROOT) -> list[Path]:
