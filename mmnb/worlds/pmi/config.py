@@ -45,17 +45,17 @@ class PMIConfig(WorldConfig):
     width: float = knob(1.5, Range(0.1, 100.0))  # width of the wrapped Gaussian offset
     uniform_mix: float = knob(0.1, Range(0.01, 1.0))  # weight of the uniform offset
     # the free logit table
-    batch_size: int = knob(256, Range(2, 8192))  # pairs per batch, K
+    batch_size: int = knob(256, Range(2, 8192))  # pairs per batch, N
     table_steps: int = knob(12000, STEPS)  # steps of the free table
     table_lr: float = knob(0.01, LEARNING_RATE)  # Adam learning rate of the tables
     table_init_std: float = knob(0.01, Range(0.0, 10.0))  # std of the table's initial cells
     row_shift_init: float = knob(1.0, Range(0.0, 10.0))  # std of initial row offsets a(x)
     average_last: float = knob(0.5, FRACTION)  # fraction of steps averaged
     # batch sizes and the InfoNCE bound
-    batch_sizes: tuple = knob((64, 256, 1024), Range(2, 8192))  # K of the batch-size runs
-    pairs_seen: int = knob(2**19, Range(2**10, 2**26))  # pairs seen by each K run
-    batch_lr: float = knob(0.02, LEARNING_RATE)  # learning rate of the K runs
-    bound_batch_sizes: tuple = knob(  # K of the InfoNCE bound
+    batch_sizes: tuple = knob((64, 256, 1024), Range(2, 8192))  # N of the batch-size runs
+    pairs_seen: int = knob(2**19, Range(2**10, 2**26))  # pairs seen by each N run
+    batch_lr: float = knob(0.02, LEARNING_RATE)  # learning rate of the N runs
+    bound_batch_sizes: tuple = knob(  # N of the InfoNCE bound
         (2, 4, 16, 64, 256, 1024), Range(2, 8192)
     )
     oracle_batches: int = knob(400, Range(10, 100_000))  # Monte-Carlo batches of a loss
