@@ -58,7 +58,7 @@ SUITE := $(LONGEST_FIRST) \
 	$(filter-out $(LONGEST_FIRST),$(sort $(wildcard chapters/*.ipynb tests/test_*.py)))
 suite: setup
 	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -q -n 2 \
-		--dist loadfile --no-loadscope-reorder $(SUITE)
+		--dist loadfile --no-loadscope-reorder --durations=15 $(SUITE)
 
 # a stored regime map made by other code than the chapter's now stops the build
 check-maps: setup
