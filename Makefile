@@ -50,9 +50,10 @@ notebooks: setup
 
 # `make test` runs the unit tests and the chapters in one session on two workers, one
 # thread each, the longest files first, so that neither core idles at the end
-LONGEST_FIRST := chapters/04_identifiability.ipynb chapters/06_five_lenses.ipynb \
-	chapters/05_intrinsic_dimension.ipynb chapters/03_pmi.ipynb tests/test_packaging.py \
-	chapters/01_snr.ipynb chapters/02_matrix_factorization.ipynb tests/test_runs.py \
+LONGEST_FIRST := chapters/05_intrinsic_dimension.ipynb chapters/06_five_lenses.ipynb \
+	chapters/04_identifiability.ipynb chapters/03_pmi.ipynb \
+	chapters/02_matrix_factorization.ipynb tests/test_packaging.py chapters/01_snr.ipynb \
+	tests/test_runs.py tests/test_maps.py tests/test_faults.py tests/test_config_property.py \
 	chapters/00_contrastive_learning.ipynb
 SUITE := $(LONGEST_FIRST) \
 	$(filter-out $(LONGEST_FIRST),$(sort $(wildcard chapters/*.ipynb tests/test_*.py)))
