@@ -20,8 +20,8 @@ class LensesConfig(WorldConfig):
     )  # fmt: skip
 
     content_dim: int = knob(2, Range(1, 8))  # k, dimension of the shared content
-    private_dim: int = knob(4, Range(1, 64))  # m, private latents per modality
-    content_corr: float = knob(0.9, Range(0.05, 0.995))  # ρ = corr(a_i, b_i)
+    private_dim: int = knob(4, Range(1, 64))  # k_ξ, private latents per modality
+    content_corr: float = knob(0.9, Range(0.05, 0.995))  # ρ = corr(z_x,i, z_y,i)
     mixing_layers: int = knob(3, Range(1, 8))  # layers of each invertible mixing MLP
     content_scale: float = knob(1.0, Range(0.01, 10.0))  # scale of the content in x, y
     n_train: int = knob(4096, Range(256, 1_000_000))  # pairs of the finite training set
