@@ -135,9 +135,9 @@ def test_a_run_whose_claims_fail_keeps_its_numbers(tmp_path: Path, kernels_impor
     summary = sweep(NOTEBOOK, grid, tmp_path / "runs", jobs=2, progress=False)
     table = summary.table.set_index(["x", "theory_checks"])
     assert summary.failed == {}
-    assert sorted(summary.claims_failed) == [
-        "x=3.0__theory_checks=False",
-        "x=3.0__theory_checks=True",
+    assert sorted(summary.claims_failed) == [  # canonical names: sorted, 1.0 as 1
+        "theory_checks=0__x=3",
+        "theory_checks=1__x=3",
     ]
     for stops in (True, False):
         assert table.loc[(1.0, stops), "status"] == "ok"
@@ -145,7 +145,7 @@ def test_a_run_whose_claims_fail_keeps_its_numbers(tmp_path: Path, kernels_impor
         assert row["status"] == "claims_failed" and row["y"] == 3.0
         assert row["claim:x_small"] == "fails" and row["claim:x_shifted"] == "holds"
         assert "x_small" in row["error"]
-    folder = tmp_path / "runs" / "x=3.0__theory_checks=True"
+    folder = tmp_path / "runs" / "theory_checks=1__x=3"
     data = json.loads((folder / "metrics.json").read_text())
     assert [c["verdict"] for c in data["claims"]] == ["fails", "holds", "holds", "recorded"]
     assert json.loads((folder / "run.json").read_text())["status"] == "claims_failed"

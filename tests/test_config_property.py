@@ -41,7 +41,9 @@ def _scalar(meta: dict[str, Any], like: Any, name: str) -> st.SearchStrategy:
     if kind is float:
         lo = float(low) if low is not None else -10.0
         hi = float(high) if high is not None else lo + 10.0
-        return st.floats(lo, min(hi, lo + 10.0 * max(1.0, abs(lo))), allow_nan=False)
+        return st.floats(
+            lo, min(hi, lo + 10.0 * max(1.0, abs(lo))), allow_nan=False, allow_subnormal=False
+        )
     return st.just(like)
 
 
