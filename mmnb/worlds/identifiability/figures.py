@@ -11,8 +11,9 @@ __all__ = ["multimodal_latent_graph"]
 
 
 def multimodal_latent_graph(ax: Axes | None = None) -> Axes:
-    """Chapter 04's generative process as a graph: latents c, s, s̃, m1, m2 (white nodes)
-    and the observed pair x1, x2 (shaded), with the optional causal edge c → s dashed."""
+    """Chapter 04's generative process as a graph: latents z, s, s̃, ξ_x, ξ_y (white
+    nodes) and the observed pair x, y (shaded), with the optional causal edge z → s
+    dashed (the book's notation; the code calls them c, s, s_tilde, m1, m2, x1, x2)."""
     from matplotlib.patches import FancyBboxPatch
 
     if ax is None:
@@ -21,8 +22,8 @@ def multimodal_latent_graph(ax: Axes | None = None) -> Axes:
            "x1": (1.6, 0), "x2": (4.4, 0)}  # fmt: skip
     colors = {"c": PALETTE[2], "s": PALETTE[3], "st": PALETTE[3], "m1": PALETTE[1],
               "m2": PALETTE[1], "x1": "#555555", "x2": "#555555"}  # fmt: skip
-    labels = {"c": "$c$", "s": "$s$", "st": r"$\tilde s$", "m1": "$m_1$", "m2": "$m_2$",
-              "x1": "$x_1$", "x2": "$x_2$"}  # fmt: skip
+    labels = {"c": "$z$", "s": "$s$", "st": r"$\tilde s$", "m1": r"$\xi_x$",
+              "m2": r"$\xi_y$", "x1": "$x$", "x2": "$y$"}  # fmt: skip
     for key, text in labels.items():
         observed = key.startswith("x")
         (x, y), color = pos[key], colors[key]
@@ -40,9 +41,9 @@ def multimodal_latent_graph(ax: Axes | None = None) -> Axes:
             arrowstyle="-|>", lw=1.4, color=PALETTE[4] if causal else "#444444",
             ls="--" if causal else "-", shrinkA=18, shrinkB=18))  # fmt: skip
     ax.text(3.8, 2.35, r"$p_{\mathrm{chg}}$", ha="center", fontsize=10)
-    ax.text(2.75, 2.75, r"causal: $s \leftarrow s + Bc + a$", fontsize=9, color=PALETTE[4])
-    ax.text(0.55, 0.85, "$f_1$", fontsize=12)
-    ax.text(5.15, 0.85, "$f_2$", fontsize=12)
+    ax.text(2.75, 2.75, r"causal: $s \leftarrow s + Bz + a$", fontsize=9, color=PALETTE[4])
+    ax.text(0.55, 0.85, r"$\mathrm{mix}_x$", fontsize=12)
+    ax.text(5.15, 0.85, r"$\mathrm{mix}_y$", fontsize=12)
     ax.text(3.0, -0.6, "observed pair (shaded); latents (white)", ha="center", fontsize=9,
             color="#555555")  # fmt: skip
     ax.set(xlim=(-0.6, 6.6), ylim=(-0.85, 3.2))
