@@ -42,7 +42,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for(condition, timeout: float = 60.0) -> None:
+def _wait_for(condition, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pandas as pd
 import psutil
 import pytest
+from test_faults import FAULTS, ROOT, _alive, _wait_for, env  # noqa: F401 (env: autouse)
 
 import mmnb.sweep
 from mmnb.__main__ import main
@@ -30,30 +31,6 @@ from mmnb.names import run_name
 from mmnb.plan import execute_run, plan_runs
 from mmnb.runs import read_record
 from mmnb.sweep import sweep
-
-ROOT = Path(__file__).resolve().parents[1]
-FAULTS = ROOT / "tests" / "data" / "tiny_faults.ipynb"
-
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("MMNB_PROGRESS", "0")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _wait_for(condition, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
 
 # 8 and --timeout ----------------------------------------------------------------------
 

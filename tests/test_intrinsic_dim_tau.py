@@ -3,29 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from test_intrinsic_dim import small_config as base_config
 
 import mmnb
 from mmnb.worlds import intrinsic_dim
 
 
 def small_config(**changes):
-    knobs = dict(
-        epochs=1,
-        n_train=64,
-        n_test=40,
-        n_reference=32,
-        batch_size=16,
-        hidden=[8],
-        dim=6,
-        k=2,
-        other_ks=[],
-        out_dims=[2, 5],
-        d_main=5,
-        n_divisors=[2],
-        id_neighbors=5,
-        probe_neighbors=3,
-    )
-    return intrinsic_dim.IntrinsicDimConfig.from_profile("book", **{**knobs, **changes})
+    """The tiny config of the chapter's other tests, with batches of 16."""
+    return base_config(**{"batch_size": 16, **changes})
 
 
 def test_mispair_moves_every_chosen_partner_and_nothing_else():
