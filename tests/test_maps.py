@@ -106,6 +106,17 @@ def test_a_map_of_other_code_is_stale_and_names_the_command(made, monkeypatch) -
     nbformat.write(prose, page)
     assert maps_tool.stale(root, ["tiny_map"]) == []  # prose is not code
     page.write_text(before)
+    layout = nbformat.read(page, as_version=4)
+    layout.cells[-1].source = "# a comment\n\n" + layout.cells[-1].source.replace(",", " ,")
+    nbformat.write(layout, page)
+    assert maps_tool.stale(root, ["tiny_map"]) == []  # nor is its layout (`ruff format`)
+    page.write_text(before)
+
+
+def test_semantic_text_sees_statements_not_layout() -> None:
+    a = maps_tool.semantic_text('def f(x):\n    "Doc."\n    return x+1  # one\n')
+    assert a == maps_tool.semantic_text("def f(x):\n    return (x + 1)\n")
+    assert a != maps_tool.semantic_text("def f(x):\n    return x + 2\n")
 
 
 def test_a_missing_map_is_reported(tmp_path, monkeypatch) -> None:

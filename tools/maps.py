@@ -11,12 +11,14 @@ finished runs are kept, so an interrupted `make maps` resumes), then reduced to
 `data/maps/<chapter>/cells.csv` with `provenance.json` beside it (command, package
 version, commit, date, machine, wall time, the chapter's code key). A map is stale when
 the key differs: the chapter's code cells, the `mmnb` modules they import, or the pinned
-versions changed since it was made (the same files as the book's execution cache).
+versions changed since it was made (the same files as the book's execution cache, read
+as syntax trees: formatting, comments and docstrings do not stale a map).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import importlib.util
 import json
@@ -42,18 +44,43 @@ def _book_cache():
     return sys.modules["book_cache"]
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def semantic_text(source: str) -> str:
+    """What the code does, without its layout: the syntax tree with comments, docstrings
+    and formatting dropped (the text itself when it does not parse). Reformatting a
+    notebook or rewording a docstring does not stale a map; changing a statement does."""
+    try:
+        return ast.dump(_strip_docstrings(ast.parse(source)))
+    except SyntaxError:
+        return source
+
+
 def code_key(chapter: str, root: Path = ROOT) -> str:
-    """The chapter's code cells, the `mmnb` files they import and the pinned versions,
-    hashed: a map made under another key was made by other code."""
+    """The chapter's code cells, the `mmnb` files they import (as `semantic_text`) and the
+    pinned versions, hashed: a map made under another key was made by other code."""
     cache = _book_cache()
     page = root / "chapters" / f"{chapter}.ipynb"
     code = cache.page_code(page)
     files = cache.module_closure(code, root)
     files |= {root / name for name in cache.ALWAYS if (root / name).exists()}
-    digest = hashlib.sha256(code.encode() + b"\0")
+    digest = hashlib.sha256(semantic_text(code).encode() + b"\0")
     for path in sorted(files):
+        text = path.read_text()
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+        digest.update((semantic_text(text) if path.suffix == ".py" else text).encode() + b"\0")
     return digest.hexdigest()
 
 
