@@ -35,10 +35,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup lint suite book-fast check-book-fast
 
-# notebooks are linted too (their formatting is checked by tests/test_pages.py: 88 columns)
+# chapters are linted and formatted too (chapters/ruff.toml: 86 columns, 88 for long lines)
 lint: setup
 	$(BIN)/ruff check mmnb tests benchmarks tools chapters
-	$(BIN)/ruff format --check mmnb tests benchmarks tools
+	$(BIN)/ruff format --check mmnb tests benchmarks tools chapters
 
 # includes tests/test_packaging.py: the wheel in a fresh venv runs chapter 00 as in Colab
 # two workers: the chapters and most tests run on one thread each (2 cores here)

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCK_START = re.compile(r"^import (os|sys)\s*$")
 INSTALL = re.compile(r"^\s+%pip install")
 GLUE_IMPORT = re.compile(r"^from myst_nb import glue\b")
+LINE_LENGTH = 86  # chapters/ruff.toml
 STYLE = "mmnb.plots.use_style()  # the book's figure style, for every figure below"
 
 
@@ -53,8 +54,21 @@ def install_block(root: Path = ROOT) -> list[str]:
         "import sys\n",
         "\n",
         'if "google.colab" in sys.modules:  # Colab: install the mmnb of this notebook\n',
-        f'    MMNB_SOURCE = os.environ.get("MMNB_SOURCE", "{install_spec(root)}")\n',
+        *source_lines(install_spec(root)),
         '    %pip install -q "$MMNB_SOURCE"\n',
+    ]
+
+
+def source_lines(spec: str) -> list[str]:
+    """The `MMNB_SOURCE = ...` assignment as `ruff format` writes it at the chapters'
+    line length (`chapters/ruff.toml`): one line when it fits, else its arguments on one."""
+    line = f'    MMNB_SOURCE = os.environ.get("MMNB_SOURCE", "{spec}")\n'
+    if len(line) - 1 <= LINE_LENGTH:
+        return [line]
+    return [
+        "    MMNB_SOURCE = os.environ.get(\n",
+        f'        "MMNB_SOURCE", "{spec}"\n',
+        "    )\n",
     ]
 
 
