@@ -119,6 +119,18 @@ def test_semantic_text_sees_statements_not_layout() -> None:
     assert a != maps_tool.semantic_text("def f(x):\n    return x + 2\n")
 
 
+def test_version_files_count_by_their_pins_not_their_comments() -> None:
+    toml = (
+        '[project]\nname = "x"\ndependencies = ["torch>=2"]  # {}\n[tool.ruff]\nline-length = {}\n'
+    )
+    pins = maps_tool.pinned_text(Path("pyproject.toml"), toml.format("the net", 99))
+    assert pins == maps_tool.pinned_text(Path("pyproject.toml"), toml.format("reworded", 80))
+    moved = toml.replace("torch>=2", "torch>=2.1").format("the net", 99)
+    assert pins != maps_tool.pinned_text(Path("pyproject.toml"), moved)
+    lines = maps_tool.pinned_text(Path("constraints.txt"), "# pins\ntorch==2.3.1  # cpu\n\n")
+    assert lines == "torch==2.3.1"
+
+
 def test_a_missing_map_is_reported(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(mmnb.maps, "regime_map", lambda chapter: TINY)
     (tmp_path / "chapters").mkdir()

@@ -27,6 +27,11 @@ import platform
 import subprocess
 import sys
 import time
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pyproject.toml read as lines, a key of its own
+    tomllib = None
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -68,6 +73,18 @@ def semantic_text(source: str) -> str:
         return source
 
 
+def pinned_text(path: Path, text: str) -> str:
+    """What a version file pins, without its comments: pyproject.toml's dependencies
+    (required and optional) and Python bound, constraints.txt's requirement lines. A
+    reworded comment there does not stale a map; a changed pin does."""
+    if path.name == "pyproject.toml" and tomllib is not None:
+        project = tomllib.loads(text).get("project", {})
+        keys = ("dependencies", "optional-dependencies", "requires-python")
+        return json.dumps({key: project.get(key) for key in keys}, sort_keys=True)
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def code_key(chapter: str, root: Path = ROOT) -> str:
     """The chapter's code cells, the `mmnb` files they import (as `semantic_text`) and the
     pinned versions, hashed: a map made under another key was made by other code."""
@@ -80,7 +97,8 @@ def code_key(chapter: str, root: Path = ROOT) -> str:
     for path in sorted(files):
         text = path.read_text()
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update((semantic_text(text) if path.suffix == ".py" else text).encode() + b"\0")
+        text = semantic_text(text) if path.suffix == ".py" else pinned_text(path, text)
+        digest.update(text.encode() + b"\0")
     return digest.hexdigest()
 
 
