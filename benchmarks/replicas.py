@@ -58,7 +58,8 @@ def ch00_step(r: int, seed: int, device: torch.device) -> Step:
     learned temperature), batch 256, one minibatch per replica."""
     cfg = contrastive.ContrastiveConfig()
     pairs = contrastive.World(cfg, seed, device).sample(cfg.n_train, "data/train")
-    run = contrastive.clip_objective(cfg, pairs, [cfg.tau_init] * r, seed=seed)
+    setup = contrastive.ClipSetup(pairs, [cfg.tau_init] * r, seed=seed)
+    run = contrastive.clip_objective(cfg, setup)
     return _clip_step(run.objective, run.modules(), cfg, r, seed, device)
 
 
@@ -143,7 +144,7 @@ def ch06_step(r: int, seed: int, device: torch.device) -> Step:
     on the mixed Gaussian world, batch 256, one minibatch per replica."""
     cfg = lenses.LensesConfig()
     data = lenses.World(cfg, seed, device).sample(cfg.n_train, "data/train")
-    run = lenses.clip_objective(cfg, data, [True] * r, r, seed)
+    run = lenses.clip_objective(cfg, lenses.ClipSetup(data, [True] * r, r, seed))
     return _clip_step(run.objective, run.modules(), cfg, r, seed, device)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from mmnb.runs import (
 )
 
 __all__ = [
+    "RunSettings",
     "check_finished",
     "check_finished_all",
     "check_out",
@@ -32,6 +33,17 @@ __all__ = [
     "finished_state",
     "plan_runs",
 ]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every run of a plan shares besides its parameters: the Jupyter kernel, the
+    time limit of each run in seconds (None: none) and `redo` (run again finished runs
+    made by another notebook or other code)."""
+
+    kernel_name: str = "python3"
+    timeout: float | None = None
+    redo: bool = False
 
 
 def check_timeout(timeout: float | None) -> None:
@@ -63,20 +75,22 @@ def plan_runs(
     notebook: str | Path,
     grid: Mapping[str, Any],
     out: str | Path,
-    kernel_name: str = "python3",
+    settings: RunSettings = RunSettings(),
     *,
-    timeout: float | None = None,
-    redo: bool = False,
     notes: list[str] | None = None,
     machine: bool = True,
+    single: bool = False,
 ) -> list[RunTask]:
     """Check the grid against the notebook (names, then every run's values, memory and
-    device) and turn it into runs with absolute paths and the notebook's provenance.
-    Nothing is written."""
+    device) and turn it into runs with absolute paths, the notebook's provenance and
+    `settings`. Each run's folder is `out/<run name>`; with `single` the grid holds one
+    value per parameter and its one run's folder is `out` itself. Nothing is written."""
     known = check_parameters(notebook, grid)
     points = expand_grid(grid)
+    if single and len(points) != 1:
+        raise ValueError(f"a single run takes one value per parameter, not {dict(grid)}")
     check_values(notebook, points, known, notes, machine)
-    check_timeout(timeout)
+    check_timeout(settings.timeout)
     notebook, out = Path(notebook).resolve(), check_out(out, notebook)
     origin = provenance(notebook)
     tasks: list[RunTask] = []
@@ -87,8 +101,9 @@ def plan_runs(
         if name in seen:
             raise ValueError(f"runs {seen[name]} and {params} would share the folder {name!r}")
         seen[name] = params
-        task = RunTask(name, str(notebook), str(out / name), params, kernel_name)
-        tasks.append(replace(task, provenance=origin, timeout=timeout, redo=redo))
+        folder = out if single else out / name
+        task = RunTask(name, str(notebook), str(folder), params, settings.kernel_name)
+        tasks.append(replace(task, provenance=origin, timeout=settings.timeout, redo=settings.redo))
     return tasks
 
 

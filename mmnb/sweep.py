@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +33,18 @@ from tqdm.auto import tqdm
 
 from mmnb.backends import DaskRuns, LocalRuns, SchedulerLost, settle_lost
 from mmnb.collect import RESULTS, collect
-from mmnb.grids import axis, expand_grid, load_grid
+from mmnb.grids import expand_grid, load_grid
 from mmnb.locks import claim_holder, safe_folder
 from mmnb.names import run_name
-from mmnb.notebooks import check_parameters, check_values
+from mmnb.notebooks import check_parameters
 from mmnb.plan import (
+    RunSettings,
     check_finished_all,
     check_out,
-    check_timeout,
     execute_run,
     finished_state,
     plan_runs,
 )
-from mmnb.provenance import provenance
 from mmnb.runs import (
     RunInterrupted,
     RunResult,
@@ -265,6 +264,23 @@ def _check_setup(jobs: int, scheduler: str | None, kernel_name: str) -> None:
     check_kernel(kernel_name)
 
 
+def _plan(
+    notebook: str | Path,
+    grid: Mapping[str, Any],
+    out: str | Path,
+    settings: RunSettings,
+    machine: bool = True,
+    single: bool = False,
+) -> list[RunTask]:
+    """`plan_runs`, then `check_finished_all`; its notes go to stderr."""
+    notes: list[str] = []
+    tasks = plan_runs(notebook, grid, out, settings, notes=notes, machine=machine, single=single)
+    check_finished_all(tasks)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return tasks
+
+
 def sweep(
     notebook: str | Path,
     grid: Mapping[str, Any],
@@ -289,14 +305,8 @@ def sweep(
     recorded as interrupted and results.csv is refreshed.
     """
     _check_setup(jobs, scheduler, kernel_name)
-    notes: list[str] = []
-    tasks = plan_runs(
-        notebook, grid, out, kernel_name, timeout=timeout, redo=redo, notes=notes,
-        machine=not scheduler,
-    )  # fmt: skip
-    check_finished_all(tasks)
-    for note in notes:
-        print(note, file=sys.stderr)
+    settings = RunSettings(kernel_name, timeout, redo)
+    tasks = _plan(notebook, grid, out, settings, machine=not scheduler)
     out = safe_folder(check_out(out, notebook))
     summary = SweepSummary(None, [], [], {})
     on_end = _collector(out, summary)
@@ -332,18 +342,8 @@ def run_notebook(
     raises `SweepInterrupted`.
     """
     _check_setup(1, None, kernel_name)
-    params = {name: axis(name, [params[name]])[0] for name in sorted(params)}
-    notes: list[str] = []
-    known = check_parameters(notebook, params)
-    check_values(notebook, [params], known, notes)
-    check_timeout(timeout)
-    folder = check_out(out, notebook)
-    notebook = Path(notebook).resolve()
-    task = RunTask(run_name(params), str(notebook), str(folder), params, kernel_name)
-    task = replace(task, provenance=provenance(notebook), timeout=timeout, redo=redo)
-    check_finished_all([task])
-    for note in notes:
-        print(note, file=sys.stderr)
+    grid = {name: [value] for name, value in params.items()}  # a list is one value here
+    (task,) = _plan(notebook, grid, out, RunSettings(kernel_name, timeout, redo), single=True)
     summary = SweepSummary(None, [], [], {})
     _run_all([task], summary, jobs=1, scheduler=None, label="", progress=False, on_end=lambda: None)
     if summary.skipped:
@@ -354,6 +354,6 @@ def run_notebook(
         return RunResult(task.name, "disk_full", None, summary.disk_full[task.name])
     if task.name in summary.failed and _unrecorded(task):
         return RunResult(task.name, "failed", None, summary.failed[task.name])
-    record = read_record(folder) or {}
+    record = read_record(task.folder) or {}
     status = "failed" if task.name in summary.failed else record.get("status", "failed")
     return RunResult(task.name, status, record.get("wall_seconds"), record.get("error", ""))

@@ -5,7 +5,7 @@ import torch
 
 from mmnb import protocol
 from mmnb.worlds import contrastive
-from mmnb.worlds.contrastive import ContrastiveConfig, PairedWorld, fit_encoders
+from mmnb.worlds.contrastive import ClipSetup, ContrastiveConfig, PairedWorld, fit_encoders
 
 TINY = dict(n_train=64, n_test=16, steps=3, batch_size=16, hidden=8, embed_dim=4, eval_every=3)
 
@@ -54,8 +54,9 @@ def test_replicas_never_share_draws_and_train_alone_as_in_a_group():
     cfg = ContrastiveConfig(**TINY)
     world = PairedWorld(cfg, seed=0)
     train, test = world.sample(cfg.n_train, "data/train"), world.sample(cfg.n_test, "data/test")
-    group = fit_encoders(cfg, train, test, taus=[0.5, 0.5], learn_temperature=False)
-    alone = fit_encoders(cfg, train, test, taus=[0.5], replicas=[1], learn_temperature=False)
+    group = fit_encoders(cfg, ClipSetup(train, taus=[0.5, 0.5], learn_temperature=False), test)
+    alone_setup = ClipSetup(train, taus=[0.5], replicas=[1], learn_temperature=False)
+    alone = fit_encoders(cfg, alone_setup, test)
     assert isinstance(group, protocol.Result)
     w0, w1 = group.f.layers[0].weight[0], group.f.layers[0].weight[1]
     assert not torch.isin(w0, w1).any(), "replicas 0 and 1 share their initial weights"
@@ -78,7 +79,7 @@ def test_one_id_per_temperature():
     cfg = ContrastiveConfig(**TINY)
     pairs = PairedWorld(cfg, seed=0).sample(cfg.n_train)
     with pytest.raises(ValueError, match="one id per temperature"):
-        fit_encoders(cfg, pairs, pairs, taus=[0.1, 0.2], replicas=[0])
+        ClipSetup(pairs, taus=[0.1, 0.2], replicas=[0])
 
 
 def test_bad_settings_name_the_knob():

@@ -11,6 +11,7 @@ import mmnb.protocol
 from mmnb.losses import spectral_contrastive_loss
 from mmnb.worlds import factorization
 from mmnb.worlds.factorization import CaptionWorld, FactorizationConfig
+from mmnb.worlds.factorization.measures import inverse_mass
 
 
 def _joint(seed=0, n_v=7, n_l=5):
@@ -26,6 +27,19 @@ def test_induced_graph_has_row_sums_p_v_and_normalized_form_p_tilde_squared():
     torch.testing.assert_close(graph, graph.T)
     p_tilde = factorization.normalized_cooccurrence(joint)
     torch.testing.assert_close(graph / (p_v[:, None] * p_v[None, :]).sqrt(), p_tilde @ p_tilde.T)
+
+
+def test_a_column_or_row_of_zero_mass_gives_zeros_not_infinities():
+    joint = _joint(5)
+    joint[:, 2], joint[3] = 0.0, 0.0
+    mass = joint.sum(0)
+    inv = inverse_mass(mass)
+    assert inv[2] == 0 and torch.equal(inverse_mass(mass, root=True)[2], inv[2])
+    torch.testing.assert_close(inv[mass > 0], 1 / mass[mass > 0], rtol=0, atol=0)
+    p_tilde = factorization.normalized_cooccurrence(joint)
+    graph = factorization.induced_graph(joint)
+    assert torch.isfinite(p_tilde).all() and torch.isfinite(graph).all()
+    assert (p_tilde[3] == 0).all() and (p_tilde[:, 2] == 0).all() and (graph[3] == 0).all()
 
 
 def test_consistency_disagreement_and_the_bound_on_a_two_block_world():

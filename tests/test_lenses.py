@@ -91,7 +91,8 @@ def test_models_train_and_read_out():
                                            batch_size=32, eval_every=2)  # fmt: skip
     world = lenses.LensesWorld(cfg, seed=0)
     data, test = world.sample(cfg.n_train, "data/train"), world.sample(cfg.n_test, "data/test")
-    clip = lenses.fit_clip(cfg, data, learn=[True, False], replicas=[0, 0], seed=0, probe=test)
+    setup = lenses.ClipSetup(data, learn=[True, False], replicas=[0, 0], seed=0)
+    clip = lenses.fit_clip(cfg, setup, probe=test)
     assert clip.history.final("tau")[1] == pytest.approx(cfg.fixed_tau)
     assert clip.history["r2_private"].shape == (4, 2)
     readout = lenses.pmi_readout(clip, test, cfg.content_corr)

@@ -21,6 +21,7 @@ import yaml
 
 from mmnb.__main__ import main, parse_value
 from mmnb.locks import Claim
+from mmnb.plan import RunSettings
 from mmnb.plots import phase_diagram
 from mmnb.sweep import (
     check_parameters,
@@ -89,6 +90,17 @@ def test_run_name_spells_every_parameter() -> None:
 def test_plan_runs_gives_values_that_spell_alike_their_own_folders(tmp_path: Path) -> None:
     names = [t.name for t in plan_runs(NOTEBOOK, {"label": ["a b", "a/b", "a-b"]}, tmp_path)]
     assert len(set(names)) == 3 and "label=a-b" in names
+
+
+def test_a_single_run_plans_into_out_itself_with_its_settings(tmp_path: Path) -> None:
+    settings = RunSettings("python3", timeout=5.0, redo=True)
+    (task,) = plan_runs(NOTEBOOK, {"x": [3]}, tmp_path / "one", settings, single=True)
+    assert task.folder == str((tmp_path / "one").resolve()) and task.params == {"x": 3}
+    assert (task.timeout, task.redo, task.kernel_name) == (5.0, True, "python3")
+    with pytest.raises(ValueError, match="one value per parameter"):
+        plan_runs(NOTEBOOK, {"x": [1, 2]}, tmp_path, single=True)
+    with pytest.raises(ValueError, match="--timeout 0"):
+        plan_runs(NOTEBOOK, {"x": [1]}, tmp_path, RunSettings(timeout=0))
 
 
 def test_parameter_names_are_checked_against_the_notebook(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 A paired world with a known shared latent (`PairedWorld`, built as
 `PairedWorld(cfg, seed, device)`) and CLIP-style training of two encoders with the
-symmetric InfoNCE loss (`fit_encoders(cfg, train_pairs, test_pairs, taus, …)`), one
-replica per seed and temperature; `held_out_measures` reads retrieval, alignment and
+symmetric InfoNCE loss (`fit_encoders(cfg, ClipSetup(train_pairs, taus, …), test_pairs)`),
+one replica per seed and temperature; `held_out_measures` reads retrieval, alignment and
 uniformity off held-out pairs, `latent_r2` the held-out R² of a latent; `PairedWorld.unpaired`
 shuffles the partners (the control).
 """
@@ -11,7 +11,13 @@ shuffles the partners (the control).
 from __future__ import annotations
 
 from mmnb.worlds.contrastive.config import ContrastiveConfig
-from mmnb.worlds.contrastive.fit import ClipObjective, PairedFit, clip_objective, fit_encoders
+from mmnb.worlds.contrastive.fit import (
+    ClipObjective,
+    ClipSetup,
+    PairedFit,
+    clip_objective,
+    fit_encoders,
+)
 from mmnb.worlds.contrastive.measures import KERNEL_ALPHAS, held_out_measures, latent_r2
 from mmnb.worlds.contrastive.world import PairedSample, PairedWorld
 
@@ -19,6 +25,7 @@ __all__ = [
     "CONFIGS",
     "KERNEL_ALPHAS",
     "ClipObjective",
+    "ClipSetup",
     "ContrastiveConfig",
     "PairedFit",
     "PairedSample",

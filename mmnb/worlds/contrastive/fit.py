@@ -16,7 +16,7 @@ from mmnb.worlds.contrastive.config import ContrastiveConfig
 from mmnb.worlds.contrastive.measures import held_out_measures
 from mmnb.worlds.contrastive.world import PairedSample
 
-__all__ = ["ClipObjective", "PairedFit", "clip_objective", "fit_encoders"]
+__all__ = ["ClipObjective", "ClipSetup", "PairedFit", "clip_objective", "fit_encoders"]
 
 
 @dataclass
@@ -29,33 +29,41 @@ class PairedFit:
     history: History
 
 
-def clip_objective(
-    cfg: ContrastiveConfig,
-    train_pairs: PairedSample,
-    taus: Sequence[float],
-    learn_temperature: bool = True,
-    seed: int = 0,
-    replicas: Replicas | None = None,
-) -> ClipObjective:
-    """Chapter 00's CLIP objective (`mmnb.clip`) on `train_pairs`: one replica per entry of
-    `taus` (its starting or fixed temperature), `replicas` their ids (default 0 …
-    len(taus)-1); the architecture (hidden, embed_dim) from `cfg`."""
-    ids = replica_ids(len(taus) if replicas is None else replicas)
-    if len(ids) != len(taus):
-        raise ValueError(f"replicas: need one id per temperature ({len(taus)}), got {len(ids)}")
-    return clip.clip_objective(train_pairs.x, train_pairs.y, [cfg.hidden], cfg.embed_dim, ids,
-                               seed, list(taus), learn_temperature)  # fmt: skip
+@dataclass(frozen=True)
+class ClipSetup:
+    """What chapter 00's CLIP objective is built from besides the config: the training
+    pairs, one replica per entry of `taus` (its starting or fixed temperature, learned
+    when `learn_temperature`), `replicas` their ids (default 0 … len(taus)-1) and the
+    seed of their streams (initial weights, minibatch order)."""
+
+    train_pairs: PairedSample
+    taus: Sequence[float]
+    learn_temperature: bool = True
+    seed: int = 0
+    replicas: Replicas | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.taus):
+            raise ValueError(
+                f"replicas: need one id per temperature ({len(self.taus)}), got {len(self.ids)}"
+            )
+
+    @property
+    def ids(self) -> list[int]:
+        """The replicas' ids."""
+        return replica_ids(len(self.taus) if self.replicas is None else self.replicas)
+
+
+def clip_objective(cfg: ContrastiveConfig, setup: ClipSetup) -> ClipObjective:
+    """Chapter 00's CLIP objective (`mmnb.clip`) as `setup` says; the architecture (hidden,
+    embed_dim) from `cfg`."""
+    pairs = setup.train_pairs
+    return clip.clip_objective(pairs.x, pairs.y, [cfg.hidden], cfg.embed_dim, setup.ids,
+                               setup.seed, list(setup.taus), setup.learn_temperature)  # fmt: skip
 
 
 def fit_encoders(
-    cfg: ContrastiveConfig,
-    train_pairs: PairedSample,
-    test_pairs: PairedSample,
-    taus: Sequence[float],
-    learn_temperature: bool = True,
-    seed: int = 0,
-    replicas: Replicas | None = None,
-    desc: str = "training",
+    cfg: ContrastiveConfig, setup: ClipSetup, test_pairs: PairedSample, desc: str = "training"
 ) -> PairedFit:
     """Train `clip_objective`'s encoders with the symmetric InfoNCE loss.
 
@@ -64,8 +72,7 @@ def fit_encoders(
     records the loss, τ and, on the test pairs, `held_out_measures`: top-1 retrieval
     (x→y), alignment and uniformity.
     """
-    ids = replica_ids(len(taus) if replicas is None else replicas)
-    run = clip_objective(cfg, train_pairs, taus, learn_temperature, seed, ids)
+    run = clip_objective(cfg, setup)
     f, g = run.f, run.g
 
     def evaluate() -> dict[str, Tensor]:
@@ -76,10 +83,10 @@ def fit_encoders(
         run.modules(),
         cfg.steps,
         lr=cfg.lr,
-        n_samples=len(train_pairs.x),
+        n_samples=len(setup.train_pairs.x),
         batch_size=cfg.batch_size,
-        seed=seed,
-        replicas=ids,
+        seed=setup.seed,
+        replicas=setup.ids,
         evaluate=evaluate,
         eval_every=cfg.eval_every,
         desc=desc,

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from mmnb.config import check_range
 from mmnb.probes import linear_probe
 from mmnb.runtime import stream
-from mmnb.worlds.factorization.measures import normalized_cooccurrence
+from mmnb.worlds.factorization.measures import inverse_mass, normalized_cooccurrence
 
 __all__ = [
     "GraphReport",
@@ -40,9 +40,7 @@ __all__ = [
 def induced_graph(joint: Tensor) -> Tensor:
     """A_V(x, x') = Σ_l P_M(x, l) P_M(x', l) / P_L(l): rows linked by a shared column."""
     joint = torch.as_tensor(joint, dtype=torch.float64)
-    p_l = joint.sum(0)
-    inv = torch.where(p_l > 0, 1.0 / p_l.clamp_min(1e-300), 0.0)
-    return (joint * inv) @ joint.T
+    return (joint * inverse_mass(joint.sum(0))) @ joint.T
 
 
 def top_subspace(

@@ -19,18 +19,23 @@ from mmnb.config import check_range
 __all__ = [
     "SVDOptimum",
     "factor_loss",
+    "inverse_mass",
     "normalized_cooccurrence",
     "svd_optimum",
     "weighted_factors",
 ]
 
 
+def inverse_mass(mass: Tensor, root: bool = False) -> Tensor:
+    """1 / mass (1 / √mass with `root`) of row or column masses, 0 where the mass is 0."""
+    safe = mass.clamp_min(1e-300)
+    return torch.where(mass > 0, safe.rsqrt() if root else 1.0 / safe, 0.0)
+
+
 def normalized_cooccurrence(joint: Tensor) -> Tensor:
     """P̃ = D_V^{-1/2} P_M D_L^{-1/2}; rows or columns of zero mass give zero entries."""
     joint = torch.as_tensor(joint, dtype=torch.float64)
-    p_v, p_l = joint.sum(1), joint.sum(0)
-    inv_v = torch.where(p_v > 0, p_v.clamp_min(1e-300).rsqrt(), 0.0)
-    inv_l = torch.where(p_l > 0, p_l.clamp_min(1e-300).rsqrt(), 0.0)
+    inv_v, inv_l = inverse_mass(joint.sum(1), root=True), inverse_mass(joint.sum(0), root=True)
     return inv_v[:, None] * joint * inv_l[None, :]
 
 

@@ -6,8 +6,8 @@ content and private latents, so the PMI is known in closed form (`mmnb.gaussian`
 same draw with content shared exactly (`shared=True`) serves the lenses whose premise that
 is, and `repaired` re-pairs a fraction of the pairs (a PMI bounded below). The
 entry points train the three models (`fit_clip`, `fit_spectral`, `fit_single_modal`,
-config first); the read-outs (`measures`) and the Hermite singular functions (`hermite`)
-measure what each lens predicts.
+config first; CLIP's data and replicas as one `ClipSetup`); the read-outs (`measures`)
+and the Hermite singular functions (`hermite`) measure what each lens predicts.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from mmnb.worlds.lenses.fit import (
     AUGMENT_BLOCK,
     VIEWS,
     ClipObjective,
+    ClipSetup,
     TwoTowerFit,
     augmentation_noise,
     clip_objective,
@@ -46,6 +47,7 @@ __all__ = [
     "AUGMENT_BLOCK",
     "CONFIGS",
     "ClipObjective",
+    "ClipSetup",
     "VIEWS",
     "LensesConfig",
     "LensesSample",

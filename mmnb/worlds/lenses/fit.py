@@ -1,8 +1,10 @@
 """Chapter 06's three models on the lenses world: CLIP, spectral, single-modal SimCLR.
 
 Every entry point takes the config first and returns a `TwoTowerFit` that carries its
-training `history`. Replicas with the same id share their initial weights, minibatch order
-and (single-modal) augmentations, whichever replicas train beside them.
+training `history`; CLIP's data, temperatures and replicas come as one `ClipSetup`, which
+`clip_objective` (the world's own objective) and `fit_clip` share. Replicas with the same
+id share their initial weights, minibatch order and (single-modal) augmentations,
+whichever replicas train beside them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "AUGMENT_BLOCK",
     "VIEWS",
     "ClipObjective",
+    "ClipSetup",
     "TwoTowerFit",
     "augmentation_noise",
     "clip_objective",
@@ -82,39 +85,37 @@ def _train(
     )  # fmt: skip
 
 
-def clip_objective(
-    cfg: LensesConfig,
-    data: LensesSample,
-    learn: Sequence[bool],
-    replicas: Replicas,
-    seed: int,
-    out_widths: Sequence[int] | None = None,
-) -> ClipObjective:
-    """Chapter 06's CLIP objective (`mmnb.clip`): replica j learns τ (from `cfg.tau_init`)
-    if `learn[j]`, else keeps `cfg.fixed_tau`, and keeps `out_widths[j]` of the
-    `cfg.embed_dim` outputs (all by default)."""
-    inits = [cfg.tau_init if on else cfg.fixed_tau for on in learn]
-    return clip.clip_objective(data.x, data.y, cfg.hidden, cfg.embed_dim, replicas, seed,
-                               inits, list(learn), out_widths)  # fmt: skip
+@dataclass(frozen=True)
+class ClipSetup:
+    """What chapter 06's CLIP model is built from besides the config: the training pairs
+    `data`; replica j learns τ if `learn[j]`; `replicas` the replicas' ids (or how many);
+    the seed of their streams; replica j keeps `out_widths[j]` outputs (all by default)."""
+
+    data: LensesSample
+    learn: Sequence[bool]
+    replicas: Replicas
+    seed: int
+    out_widths: Sequence[int] | None = None
+
+
+def clip_objective(cfg: LensesConfig, setup: ClipSetup) -> ClipObjective:
+    """Chapter 06's CLIP objective (`mmnb.clip`) as `setup` says: a learned τ starts at
+    `cfg.tau_init`, a frozen one keeps `cfg.fixed_tau`, of `cfg.embed_dim` outputs."""
+    x, y = setup.data.x, setup.data.y
+    inits = [cfg.tau_init if on else cfg.fixed_tau for on in setup.learn]
+    return clip.clip_objective(x, y, cfg.hidden, cfg.embed_dim, replica_ids(setup.replicas),
+                               setup.seed, inits, list(setup.learn), setup.out_widths)  # fmt: skip
 
 
 def fit_clip(
-    cfg: LensesConfig,
-    data: LensesSample,
-    learn: Sequence[bool],
-    replicas: Replicas,
-    seed: int,
-    out_widths: Sequence[int] | None = None,
-    probe: LensesSample | None = None,
-    desc: str = "CLIP",
+    cfg: LensesConfig, setup: ClipSetup, probe: LensesSample | None = None, desc: str = "CLIP"
 ) -> TwoTowerFit:
     """Train `clip_objective`'s encoders (replicas with the same id share their initial
     weights and minibatch order). With `probe` (held-out pairs), the history records how
     much of the content and of the private latents f keeps (linear R²)."""
-    ids = replica_ids(replicas)
-    run = clip_objective(cfg, data, learn, ids, seed, out_widths)
-    history = _train(run.objective, run.modules(), cfg, len(data.x), seed, ids, desc,
-                     None if probe is None else (run.f, probe))  # fmt: skip
+    run, ids = clip_objective(cfg, setup), replica_ids(setup.replicas)
+    history = _train(run.objective, run.modules(), cfg, len(setup.data.x), setup.seed, ids,
+                     desc, None if probe is None else (run.f, probe))  # fmt: skip
     return TwoTowerFit(run.f, run.g, run.temperature, history)
 
 
