@@ -160,8 +160,8 @@ def test_each_defect_fails_its_page(result, name):
 
 
 def test_the_figure_check_is_on_by_default_and_can_be_switched_off(tmp_path, monkeypatch, capsys):
-    """On unless `MMNB_CHECK_FIGURES=0` (what the Makefile sets until the figures are
-    captioned) or --no-figures: then figures are counted, not failed."""
+    """On (as `make book` and `make test` run it) unless `MMNB_CHECK_FIGURES=0` or
+    --no-figures: then figures are counted, not failed."""
     (tmp_path / "index.html").write_text(page("<p>hello</p>"))
     for name in FIGURES:
         (tmp_path / name).write_text(PAGES[name])
