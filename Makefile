@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export MMNB_PROGRESS ?= 0
 
 .PHONY: help setup test lint unit notebooks suite book book-fast check-book check-book-fast \
-	test-installs test-lower-bounds bench clean maps check-maps
+	test-installs test-lower-bounds bench clean maps check-maps check-maps-rerun
 
 help:
 	@echo "make book              build the executed book into _build/html (only changed"
@@ -64,6 +64,12 @@ suite: setup
 # a stored regime map made by other code than the chapter's now stops the build
 check-maps: setup
 	$(BIN)/python tools/maps.py --check
+
+# CELLS random cells of every stored map run again and compared with the stored values
+# (make test reruns one cell of one map; each cell is a chapter run, 0.5-2.5 core-minutes)
+check-maps-rerun: setup
+	MMNB_MAP_RERUN_CELLS=$(or $(CELLS),1) $(BIN)/python -m pytest -n $(or $(JOBS),2) -q \
+		tests/test_maps.py -k every_map
 
 # each map sweeps its chapter over two knobs (data/maps/<chapter>/, times in the README);
 # finished runs are kept in _build/maps/, so an interrupted `make maps` resumes

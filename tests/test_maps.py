@@ -153,19 +153,14 @@ def test_the_books_stored_maps_are_current() -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.skipif(os.environ.get("MMNB_SKIP_MAP_RERUN") == "1", reason="asked to skip")
-def test_a_stored_cell_reruns_to_its_values(tmp_path, monkeypatch) -> None:
-    """One cell of one stored map, chosen at random here, run again: each claim's mean
-    within its replica spread (at least 1e-6) of the stored one."""
-    import random
+def _stored_chapters() -> list[str]:
+    chapters = maps_tool.chapters_with_maps(ROOT)
+    return [c for c in chapters if (ROOT / "data" / "maps" / c).exists()]
 
-    chapters = [
-        c for c in maps_tool.chapters_with_maps(ROOT) if (ROOT / "data" / "maps" / c).exists()
-    ]
-    if not chapters:
-        pytest.skip("no stored map yet")
-    rng = random.Random()
-    chapter = rng.choice(chapters)
+
+def _rerun_cell(chapter: str, rng, out: Path, monkeypatch) -> None:
+    """Run one cell of `chapter`'s stored map, chosen with `rng`, again: each claim's mean
+    within its replica spread (at least 1e-6) of the stored one."""
     spec_ = mmnb.maps.regime_map(chapter)
     table, _ = mmnb.maps.load(chapter, ROOT)
     x, y, seed = table.sample(1, random_state=rng.randrange(2**31))[["x", "y", "seed"]].iloc[0]
@@ -176,15 +171,42 @@ def test_a_stored_cell_reruns_to_its_values(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MMNB_THREADS", "1")
     from mmnb.sweep import run_notebook
 
-    result = run_notebook(ROOT / "chapters" / f"{chapter}.ipynb", params, tmp_path / "run")
+    result = run_notebook(ROOT / "chapters" / f"{chapter}.ipynb", params, out)
     assert result.status in {"ok", "claims_failed"}, result
-    fresh = mmnb.maps.cells(spec_, [tmp_path / "run"]).set_index("claim")
+    fresh = mmnb.maps.cells(spec_, [out]).set_index("claim")
     for _, row in stored.iterrows():
         new = fresh.loc[row["claim"], "mean"]
         if pd.isna(row["mean"]):
             continue
         tol = max(float(row["spread"]) if pd.notna(row["spread"]) else 0.0, 1e-6)
         assert abs(new - row["mean"]) <= tol, (chapter, x, y, seed, row["claim"], new, row["mean"])
+
+
+@pytest.mark.skipif(os.environ.get("MMNB_SKIP_MAP_RERUN") == "1", reason="asked to skip")
+def test_a_stored_cell_reruns_to_its_values(tmp_path, monkeypatch) -> None:
+    """One cell of one stored map, both chosen at random here (what `make test`'s budget
+    allows; `make check-maps-rerun` reruns cells of every map)."""
+    import random
+
+    chapters = _stored_chapters()
+    if not chapters:
+        pytest.skip("no stored map yet")
+    rng = random.Random()
+    _rerun_cell(rng.choice(chapters), rng, tmp_path / "run", monkeypatch)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MMNB_MAP_RERUN_CELLS"), reason="MMNB_MAP_RERUN_CELLS=N runs it"
+)
+@pytest.mark.parametrize("chapter", _stored_chapters())
+def test_cells_of_every_map_rerun_to_their_values(chapter, tmp_path, monkeypatch) -> None:
+    """`MMNB_MAP_RERUN_CELLS` cells of each stored map, chosen at random here (each a
+    chapter run, 0.5 to 2.5 minutes of a core: outside `make test`)."""
+    import random
+
+    rng = random.Random()
+    for i in range(int(os.environ["MMNB_MAP_RERUN_CELLS"])):
+        _rerun_cell(chapter, rng, tmp_path / f"run-{i}", monkeypatch)
 
 
 def _value(axis: Axis, stored):
