@@ -90,7 +90,8 @@ def main() -> None:
                 print(
                     f"ch04 paper step, {objective} objective ({how}): "
                     f"{rate['seconds_per_step']:.3f} s, {rate['gflops']:.1f} GFLOP/s "
-                    f"= {fraction:.2f} of the matmul peak"
+                    f"= {fraction:.2f} of the matmul peak, "
+                    f"{rate['page_faults']:.0f} page faults a step"
                 )
         results["ch04_paper_step"] = steps
         results["ch04_paper_flop_fraction"] = fractions

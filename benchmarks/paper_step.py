@@ -11,6 +11,7 @@ encoders). Only matrix-multiply FLOPs are counted as useful work.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -65,10 +66,26 @@ def paper_step(
     return step, step_flops(enc, cfg.batch_size, objective)
 
 
+def page_faults_per_step(step: Callable[[], None], steps: int = 3) -> float:
+    """Minor page faults of this process per call of a warmed-up `step` (NaN where the
+    operating system does not count them): a step that maps its buffers afresh faults on
+    every page it touches."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return math.nan
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+
 def flop_rate(
     device: torch.device, compile: bool = False, objective: str = "clip", repeats: int = 3
 ) -> dict[str, float]:
-    """Seconds per paper step and the achieved matmul GFLOP/s under `objective`."""
+    """Seconds per paper step, the achieved matmul GFLOP/s under `objective` and the
+    page faults per step once warmed up."""
     step, flops = paper_step(device, compile, objective)
     seconds = seconds_per_call([step], repeats, device, warmup=2)
-    return {"seconds_per_step": seconds, "gflops": flops / seconds / 1e9}
+    faults = page_faults_per_step(step)
+    return {"seconds_per_step": seconds, "gflops": flops / seconds / 1e9, "page_faults": faults}
