@@ -12,38 +12,43 @@ encoders). Only matrix-multiply FLOPs are counted as useful work.
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from benchmarks.timing import seconds_per_call
+from benchmarks.timing import synchronize
 from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
 from mmnb.worlds import identifiability
 
 
-def step_flops(encoders: nn.Module, batch: int, objective: str = "clip") -> float:
+def step_flops(encoders: identifiability.Encoders, batch: int, objective: str = "clip") -> float:
     """Matmul FLOPs of one step: forward 2·B·in·out per layer, backward twice that
     (the first layer needs no input gradient), plus the B×B logits and their gradients;
+    counted at the encoders' own widths, not their padded storage (`pad_hidden_units`);
     `"reference"` passes two batches and forms two B×B logit matrices."""
+    dims = encoders.widths  # the nets' own widths: inert padding units do no useful work
     total = 0.0
-    for net in (encoders.g1, encoders.g2):
-        for i, layer in enumerate(net.layers):
-            n_in, n_out = layer.weight.shape[-2:]
-            total += 2 * batch * n_in * n_out * (2 if i == 0 else 3)
-    width = encoders.g1.layers[-1].weight.shape[-1]
+    for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
+        total += 2 * 2 * batch * n_in * n_out * (2 if i == 0 else 3)  # both encoders
+    width = dims[-1]
     passes = 2 if objective == "reference" else 1
     return passes * (total + 3 * 2 * batch * batch * width)
 
 
 def paper_step(
-    device: torch.device, compile: bool = False, objective: str = "clip"
+    device: torch.device,
+    compile: bool = False,
+    objective: str = "clip",
+    align: int = identifiability.ALIGN,
 ) -> tuple[Callable[[], None], float]:
-    """One training step at the "paper" profile (one replica) and its matmul FLOPs."""
+    """One training step at the "paper" profile (one replica) and its matmul FLOPs;
+    `align=1` keeps the hidden widths unpadded (`identifiability.pad_hidden_units`)."""
     cfg = identifiability.IdentifiabilityConfig.from_profile("paper")
     pairs = [(identifiability.table(cfg.p_chg)[-1], 0)]
     model = identifiability.World(cfg, 0, device, pairs)
-    enc = identifiability.make_encoders(cfg, pairs, 0, device)
+    enc = identifiability.make_encoders(cfg, pairs, 0, device, align)
     params = list(enc.parameters())
     opt = make_optimizer("adam", params, cfg.lr)
     ahead = identifiability.batches_ahead(model, cfg.batch_size)
@@ -66,26 +71,51 @@ def paper_step(
     return step, step_flops(enc, cfg.batch_size, objective)
 
 
-def page_faults_per_step(step: Callable[[], None], steps: int = 3) -> float:
-    """Minor page faults of this process per call of a warmed-up `step` (NaN where the
-    operating system does not count them): a step that maps its buffers afresh faults on
-    every page it touches."""
+def minor_faults() -> float:
+    """Minor page faults of this process so far (NaN where the OS does not count them)."""
     try:
         import resource
     except ImportError:  # not on Windows
         return math.nan
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
+def page_faults_per_step(step: Callable[[], None], steps: int = 3) -> float:
+    """Minor page faults of this process per call of a warmed-up `step`: a step that maps
+    its buffers afresh faults on every page it touches."""
+    before = minor_faults()
     for _ in range(steps):
         step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+    return (minor_faults() - before) / steps
 
 
 def flop_rate(
-    device: torch.device, compile: bool = False, objective: str = "clip", repeats: int = 3
-) -> dict[str, float]:
-    """Seconds per paper step, the achieved matmul GFLOP/s under `objective` and the
-    page faults per step once warmed up."""
-    step, flops = paper_step(device, compile, objective)
-    seconds = seconds_per_call([step], repeats, device, warmup=2)
-    faults = page_faults_per_step(step)
-    return {"seconds_per_step": seconds, "gflops": flops / seconds / 1e9, "page_faults": faults}
+    device: torch.device,
+    compile: bool = False,
+    objective: str = "clip",
+    repeats: int = 5,
+    align: int = identifiability.ALIGN,
+    warmup: int = 3,
+) -> dict[str, object]:
+    """Seconds per paper step and the achieved matmul GFLOP/s under `objective`, over
+    `repeats` steps after `warmup`, and the page faults of each of those steps
+    (`page_faults`: their median). The first steps of a process fault while its heap grows
+    to its high-water mark, one 6144 × 6144 logit matrix (36,864 pages) at a time."""
+    step, flops = paper_step(device, compile, objective, align)
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    faults = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        before = minor_faults()
+        step()
+        faults.append(minor_faults() - before)
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / repeats
+    return {
+        "seconds_per_step": seconds,
+        "gflops": flops / seconds / 1e9,
+        "page_faults": statistics.median(faults),
+        "page_faults_steps": faults,
+    }

@@ -10,7 +10,7 @@ import torch
 
 from mmnb.mixing import condition_threshold, unmix
 from mmnb.protocol import Result, World
-from mmnb.train import clip_grad_norm_per_replica_
+from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
 from mmnb.worlds import chapter_configs
 from mmnb.worlds import identifiability as world
 from mmnb.worlds.identifiability import ReplicaStreams, Setting
@@ -140,6 +140,44 @@ def test_encoders_mask_spare_dimensions(cfg):
     assert u.shape == (2, 16, 3) and u[0, :, 1:].abs().max() == 0 and v[0, :, 1:].abs().max() == 0
     assert u[1].abs().min() > 0
     assert world.make_encoders(cfg, pairs[1:], 0).g1.out_mask is None
+
+
+def test_padded_hidden_units_are_inert_under_training(cfg, table):
+    """Units added by `pad_hidden_units` start at zero, get zero gradients and stay zero
+    under Adam and clipping: the padded encoders train as the unpadded ones."""
+    small = replace(cfg, hidden=(10, 20))
+    pairs = [(table[-1], 0), (table[-1], 1)]
+    m = world.World(small, 0, pairs=pairs)
+    runs = {}
+    for align in (1, 16):
+        enc = world.make_encoders(small, pairs, 0, align=align)
+        opt = make_optimizer("adam", list(enc.parameters()), 1e-2)
+        streams, negatives = m.streams("a"), m.streams("b")
+        for _ in range(5):
+            opt.zero_grad()
+            world.contrastive_loss(enc, m, 32, streams, "reference", negatives).sum().backward()
+            clip_grad_norm_per_replica_(list(enc.parameters()), 0.1)
+            opt.step()
+        runs[align] = enc
+    shapes = [tuple(p.shape[1:]) for p in runs[16].g1.layers.parameters()]
+    assert shapes == [(9, 16), (16,), (16, 32), (32,), (32, 3), (3,)]
+    for net, plain in ((runs[16].g1, runs[1].g1), (runs[16].g2, runs[1].g2)):
+        for layer, ref in zip(net.layers, plain.layers, strict=True):
+            n_in, n_out = ref.weight.shape[1:]
+            assert not layer.weight[:, n_in:].any() and not layer.weight[:, :, n_out:].any()
+            assert not layer.bias[:, n_out:].any()
+            torch.testing.assert_close(layer.weight[:, :n_in, :n_out], ref.weight)
+    assert runs[16].widths == runs[1].widths == [9, 10, 20, 3]
+    x = torch.randn(2, 8, 9)
+    torch.testing.assert_close(runs[16](x, x), runs[1](x, x))
+
+
+def test_book_widths_need_no_padding(cfg, table):
+    """The book's hidden widths are multiples of 16: padding leaves its encoders as they are."""
+    pairs = [(table[-1], 0)]
+    padded, plain = (world.make_encoders(cfg, pairs, 0, align=a) for a in (world.ALIGN, 1))
+    for p, q in zip(padded.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_reference_loss_by_hand():

@@ -24,11 +24,13 @@ from mmnb.worlds.identifiability.config import (
     table,
 )
 from mmnb.worlds.identifiability.fit import (
+    ALIGN,
     Encoders,
     IdentifiabilityRun,
     batches_ahead,
     contrastive_loss,
     make_encoders,
+    pad_hidden_units,
     reference_info_nce,
     run,
 )
@@ -46,6 +48,7 @@ World = LatentModel
 CONFIGS = (IdentifiabilityConfig,)
 
 __all__ = [
+    "ALIGN",
     "BLOCKS",
     "CONFIGS",
     "COVARIANCES",
@@ -67,6 +70,7 @@ __all__ = [
     "long",
     "make_encoders",
     "mean_abs_correlation",
+    "pad_hidden_units",
     "reference_info_nce",
     "replicas",
     "run",
