@@ -4,7 +4,8 @@ Prints a table and writes benchmarks/results.json with the keys `machine`,
 `matmul_peak_gflops`, `chapter_book_seconds` (chapter → seconds), `book_wall_seconds`
 (all chapters, `book_jobs` at a time, as `make book` runs them), `replica_speedup`
 (chapter → looped over batched time at R = 16), `ch04_paper_flop_fraction` (objective →
-best fraction of the matmul peak of chapter 04's paper step), `ch05_steps_per_second`
+best fraction of the matmul peak of chapter 04's paper step; `ch04_paper_step` the details,
+`ch04_fault_trace` the page faults of a fresh process's first steps), `ch05_steps_per_second`
 (chapter 05's training speed early and late, denormals flushed and not), and the
 details behind them. `--parts` runs a subset;
 the other entries keep their earlier values.
@@ -23,13 +24,14 @@ import torch
 import mmnb
 from benchmarks.chapters import book_seconds
 from benchmarks.denormals import denormal_speeds
-from benchmarks.paper_step import flop_rate
+from benchmarks.paper_step import fault_trace, flop_rate
 from benchmarks.replicas import MAIN_MODELS, replica_times
 from benchmarks.timing import matmul_peak_gflops
 from mmnb.results import write_json_atomic
 from mmnb.worlds import identifiability
 
 RESULTS = Path(__file__).with_name("results.json")
+FAULT_STEPS = 30  # paper steps traced in a fresh process
 PARTS = ("peak", "replicas", "paper_step", "denormals", "chapters")
 
 
@@ -102,6 +104,14 @@ def main() -> None:
                 f"{rate['seconds_per_step']:.3f} s = {fraction:.2f} of the matmul peak"
             )
         results["ch04_paper_step"] = steps
+        traces = {}
+        for how, compiled in {"eager": False, "compiled": True}.items():
+            traces[f"reference/{how}"] = fault_trace("reference", compiled, FAULT_STEPS)
+            print(
+                f"page faults of the first {FAULT_STEPS} reference steps ({how}), "
+                f"fresh process: {traces[f'reference/{how}']}"
+            )
+        results["ch04_fault_trace"] = traces
         results["ch04_paper_flop_fraction"] = fractions
 
     if "denormals" in args.parts:

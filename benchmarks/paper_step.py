@@ -11,16 +11,24 @@ encoders). Only matrix-multiply FLOPs are counted as useful work.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from benchmarks.timing import synchronize
 from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
 from mmnb.worlds import identifiability
+
+MATMULS = {"aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm", "aten::matmul"}
+OPTIMIZER = "gradient clipping and Adam"  # the profiler's label of that part of a step
 
 
 def step_flops(encoders: identifiability.Encoders, batch: int, objective: str = "clip") -> float:
@@ -65,8 +73,9 @@ def paper_step(
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         run_loss().sum().backward()
-        clip_grad_norm_per_replica_(params, cfg.grad_clip)
-        opt.step()
+        with torch.profiler.record_function(OPTIMIZER):
+            clip_grad_norm_per_replica_(params, cfg.grad_clip)
+            opt.step()
 
     return step, step_flops(enc, cfg.batch_size, objective)
 
@@ -118,4 +127,49 @@ def flop_rate(
         "gflops": flops / seconds / 1e9,
         "page_faults": statistics.median(faults),
         "page_faults_steps": faults,
+        **time_shares(step, flops),
     }
+
+
+def time_shares(step: Callable[[], None], flops: float) -> dict[str, float]:
+    """Where one step's time goes, from the profiler's self times: `matmul_share` (the
+    matrix products), `optimizer_share` (Adam and the gradient clipping's norms and
+    scaling) and the rest (the elementwise work: activations, the softmaxes over the
+    logits); `matmul_gflops` is the products' own speed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMULS)
+    optimizer = sum(e.cpu_time_total for e in events if e.key == OPTIMIZER)
+    return {
+        "matmul_share": matmul / total,
+        "optimizer_share": optimizer / total,
+        "matmul_gflops": flops / (matmul * 1e-6) / 1e9,
+    }
+
+
+def fault_trace(objective: str = "reference", compile: bool = False, steps: int = 30) -> list[int]:
+    """The minor page faults of each of the first `steps` paper steps of a fresh process
+    (its heap grows in the first steps, then stays): run in a new interpreter."""
+    code = (
+        "import json, sys, torch, mmnb\n"
+        "from benchmarks.paper_step import minor_faults, paper_step\n"
+        "dev = mmnb.setup(0, 'cpu', verbose=False)\n"
+        f"step, _ = paper_step(dev, {compile!r}, {objective!r})\n"
+        "faults = []\n"
+        f"for _ in range({steps}):\n"
+        "    before = minor_faults(); step(); faults.append(int(minor_faults() - before))\n"
+        "print(json.dumps(faults))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
