@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 		-c constraints.txt -e ".[book,dev,dask]"
 	@touch $@
 
-test: setup lint suite book-fast check-book-fast
+test: setup lint suite
 
 # chapters are linted and formatted too (chapters/ruff.toml: 86 columns, 88 for long lines)
 lint: setup
@@ -52,12 +52,13 @@ notebooks: setup
 # thread each, the longest files first, so that neither core idles at the end
 LONGEST_FIRST := chapters/05_intrinsic_dimension.ipynb chapters/06_five_lenses.ipynb \
 	chapters/04_identifiability.ipynb chapters/03_pmi.ipynb \
-	chapters/02_matrix_factorization.ipynb tests/test_packaging.py chapters/01_snr.ipynb \
+	chapters/02_matrix_factorization.ipynb tests/test_book_fast.py tests/test_packaging.py \
+	chapters/01_snr.ipynb \
 	tests/test_runs.py tests/test_maps.py tests/test_faults.py tests/test_config_property.py \
 	chapters/00_contrastive_learning.ipynb
 SUITE := $(LONGEST_FIRST) \
 	$(filter-out $(LONGEST_FIRST),$(sort $(wildcard chapters/*.ipynb tests/test_*.py)))
-suite: setup
+suite: setup check-maps
 	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -q -n 2 \
 		--dist loadfile --no-loadscope-reorder --durations=15 $(SUITE)
 
@@ -78,19 +79,10 @@ maps: setup
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(or $(JOBS),2))
 
 # execution off: catches a broken toc, references, math and MyST syntax quickly (glued
-# numbers and numbered figures exist only in an executed build, so their warnings are
-# off here; `make book` keeps them)
+# numbers and numbered figures exist only in an executed build: tools/book_fast.py);
+# `make test` runs it and check-book-fast as one test of the suite (tests/test_book_fast.py)
 book-fast: setup check-maps
-	$(BIN)/python -c 'import yaml, pathlib; c = yaml.safe_load(open("_config.yml")); \
-		c["execute"]["execute_notebooks"] = "off"; \
-		c["sphinx"]["config"]["suppress_warnings"] = ["mystnb.glue", "mystnb.glue_ref", \
-			"ref.numref"]; \
-		c["sphinx"]["local_extensions"] = {k: str(pathlib.Path(v).resolve()) \
-			for k, v in c["sphinx"]["local_extensions"].items()}; \
-		pathlib.Path("_build").mkdir(exist_ok=True); \
-		yaml.safe_dump(c, open("_build/_config_fast.yml", "w"))'
-	$(BIN)/jupyter-book build . --config _build/_config_fast.yml --path-output _build/fast \
-		--warningiserror --keep-going --quiet
+	$(BIN)/python tools/book_fast.py
 
 # a figure without a numbered caption or alt text fails the check (MMNB_CHECK_FIGURES=0
 # make ... only counts them)
