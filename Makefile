@@ -59,8 +59,8 @@ LONGEST_FIRST := chapters/05_intrinsic_dimension.ipynb chapters/06_five_lenses.i
 SUITE := $(LONGEST_FIRST) \
 	$(filter-out $(LONGEST_FIRST),$(sort $(wildcard chapters/*.ipynb tests/test_*.py)))
 suite: setup check-maps
-	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -q -n 2 \
-		--dist loadfile --no-loadscope-reorder --durations=15 $(SUITE)
+	MMNB_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -q \
+		-n $(or $(JOBS),2) --dist loadfile --no-loadscope-reorder --durations=15 $(SUITE)
 
 # a stored regime map made by other code than the chapter's now stops the build
 check-maps: setup

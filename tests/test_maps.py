@@ -185,14 +185,21 @@ def _rerun_cell(chapter: str, rng, out: Path, monkeypatch) -> None:
 @pytest.mark.skipif(os.environ.get("MMNB_SKIP_MAP_RERUN") == "1", reason="asked to skip")
 def test_a_stored_cell_reruns_to_its_values(tmp_path, monkeypatch) -> None:
     """One cell of one stored map, both chosen at random here (what `make test`'s budget
-    allows; `make check-maps-rerun` reruns cells of every map)."""
+    allows; `make check-maps-rerun` reruns cells of every map). The choice comes from a
+    seed, printed and named in a failure; `MMNB_MAP_RERUN_SEED=N` repeats it."""
     import random
 
     chapters = _stored_chapters()
     if not chapters:
         pytest.skip("no stored map yet")
-    rng = random.Random()
-    _rerun_cell(rng.choice(chapters), rng, tmp_path / "run", monkeypatch)
+    seed = int(os.environ.get("MMNB_MAP_RERUN_SEED") or random.randrange(2**32))
+    rng = random.Random(seed)
+    chapter = rng.choice(chapters)
+    print(f"map cell rerun: {chapter}, MMNB_MAP_RERUN_SEED={seed}")
+    try:
+        _rerun_cell(chapter, rng, tmp_path / "run", monkeypatch)
+    except AssertionError as err:
+        raise AssertionError(f"{err} (rerun: MMNB_MAP_RERUN_SEED={seed})") from err
 
 
 @pytest.mark.skipif(
