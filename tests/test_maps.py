@@ -158,6 +158,12 @@ def _stored_chapters() -> list[str]:
     return [c for c in chapters if (ROOT / "data" / "maps" / c).exists()]
 
 
+def _cell_seconds(chapter: str) -> float:
+    """Core-seconds of one cell of `chapter`'s stored map, from its provenance."""
+    prov = json.loads((ROOT / "data" / "maps" / chapter / "provenance.json").read_text())
+    return prov["wall_seconds"] * prov["jobs"] / prov["runs"]
+
+
 def _rerun_cell(chapter: str, rng, out: Path, monkeypatch) -> None:
     """Run one cell of `chapter`'s stored map, chosen with `rng`, again: each claim's mean
     within its replica spread (at least 1e-6) of the stored one."""
@@ -185,8 +191,11 @@ def _rerun_cell(chapter: str, rng, out: Path, monkeypatch) -> None:
 @pytest.mark.skipif(os.environ.get("MMNB_SKIP_MAP_RERUN") == "1", reason="asked to skip")
 def test_a_stored_cell_reruns_to_its_values(tmp_path, monkeypatch) -> None:
     """One cell of one stored map, both chosen at random here (what `make test`'s budget
-    allows; `make check-maps-rerun` reruns cells of every map). The choice comes from a
-    seed, printed and named in a failure; `MMNB_MAP_RERUN_SEED=N` repeats it."""
+    allows; `make check-maps-rerun` reruns cells of every map). A map is chosen with a
+    probability inversely proportional to the cost of its cells (its provenance's wall
+    time × jobs / runs: 23 to 132 s), so the test costs about a minute on average and
+    every map comes up. The choice comes from a seed, printed and named in a failure;
+    `MMNB_MAP_RERUN_SEED=N` repeats it."""
     import random
 
     chapters = _stored_chapters()
@@ -194,7 +203,7 @@ def test_a_stored_cell_reruns_to_its_values(tmp_path, monkeypatch) -> None:
         pytest.skip("no stored map yet")
     seed = int(os.environ.get("MMNB_MAP_RERUN_SEED") or random.randrange(2**32))
     rng = random.Random(seed)
-    chapter = rng.choice(chapters)
+    chapter = rng.choices(chapters, [1 / _cell_seconds(c) for c in chapters])[0]
     print(f"map cell rerun: {chapter}, MMNB_MAP_RERUN_SEED={seed}")
     try:
         _rerun_cell(chapter, rng, tmp_path / "run", monkeypatch)
