@@ -27,7 +27,8 @@ help:
 setup: $(STAMP)
 
 # pip byte-compiles the installed modules one by one (about 40 of the 70 s a clean clone
-# takes here); compileall does the same work on every core
+# takes here); compileall does the same work on every core, skipping as pip does the few
+# files some packages ship that are not Python 3 (hence `|| true`)
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "mmnb needs Python >= 3.10"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -81,21 +81,13 @@ def paper_step(
 
 
 def minor_faults() -> float:
-    """Minor page faults of this process so far (NaN where the OS does not count them)."""
+    """Minor page faults of this process so far (NaN where the OS does not count them):
+    a step that maps its buffers afresh faults on every page it touches."""
     try:
         import resource
     except ImportError:  # not on Windows
         return math.nan
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
-
-
-def page_faults_per_step(step: Callable[[], None], steps: int = 3) -> float:
-    """Minor page faults of this process per call of a warmed-up `step`: a step that maps
-    its buffers afresh faults on every page it touches."""
-    before = minor_faults()
-    for _ in range(steps):
-        step()
-    return (minor_faults() - before) / steps
 
 
 def flop_rate(
@@ -165,10 +157,8 @@ def fault_trace(objective: str = "reference", compile: bool = False, steps: int 
         "print(json.dumps(faults))\n"
     )
     root = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-    }
+    path = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
     )

@@ -17,7 +17,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "fast" / "_build" / "html"
 SUPPRESSED = ["mystnb.glue", "mystnb.glue_ref", "ref.numref"]  # executed builds only
 
 
