@@ -3,11 +3,12 @@
 Prints a table and writes benchmarks/results.json with the keys `machine`,
 `matmul_peak_gflops`, `chapter_book_seconds` (chapter → seconds), `book_wall_seconds`
 (all chapters, `book_jobs` at a time, as `make book` runs them), `replica_speedup`
-(chapter → looped over batched time at R = 16), `ch04_paper_flop_fraction` (objective →
-best fraction of the matmul peak of chapter 04's paper step; `ch04_paper_step` the details,
-`ch04_fault_trace` the page faults of a fresh process's first steps), `ch05_steps_per_second`
-(chapter 05's training speed early and late, denormals flushed and not), and the
-details behind them. `--parts` runs a subset;
+(chapter → looped over batched time at R = 16; `replica_speedup_runs` every repeat of
+that measurement, the first being `replica_speedup`; `replica_line` what bounds it),
+`ch04_paper_flop_fraction` (objective → best fraction of the matmul peak of chapter 04's
+paper step; `ch04_paper_step` the details, `ch04_fault_trace` the page faults of a fresh
+process's first steps), `ch05_steps_per_second` (chapter 05's training speed early and
+late, denormals flushed and not), and the details behind them. `--parts` runs a subset;
 the other entries keep their earlier values.
 """
 
@@ -25,7 +26,7 @@ import mmnb
 from benchmarks.chapters import book_seconds
 from benchmarks.denormals import denormal_speeds
 from benchmarks.paper_step import fault_trace, flop_rate
-from benchmarks.replicas import MAIN_MODELS, replica_times
+from benchmarks.replicas import MAIN_MODELS, overhead_and_per_seed, replica_times
 from benchmarks.timing import matmul_peak_gflops
 from mmnb.results import write_json_atomic
 from mmnb.worlds import identifiability
@@ -44,12 +45,49 @@ def machine(device: torch.device) -> str:
     return f"{where}; {torch.get_num_threads()} threads; torch {torch.__version__}"
 
 
+def replica_run(replicas: list[int], dev: torch.device, run: int) -> tuple[dict, dict]:
+    """One pass over every chapter's main model at each R: (seconds, speed-up at the
+    largest R), printed as it goes."""
+    table, speedup = {}, {}
+    print(f"\nreplicas, run {run}")
+    print(f"{'chapter':<26}{'R':>4}{'batched ms':>12}{'looped ms':>11}{'speed-up':>10}")
+    for name, build in MAIN_MODELS.items():
+        for r in replicas:
+            batched, looped = replica_times(build, r, dev)
+            table[f"{name}/R={r}"] = {"batched_s": batched, "looped_s": looped}
+            print(
+                f"{name:<26}{r:>4}{1e3 * batched:>12.2f}{1e3 * looped:>11.2f}"
+                f"{looped / batched:>9.1f}x"
+            )
+        speedup[name] = round(looped / batched, 2)  # at the largest R
+    return table, speedup
+
+
+def replica_lines(table: dict) -> dict:
+    """For each chapter, the batched step's fixed part and part per seed
+    (`overhead_and_per_seed`), one seed's looped step and the bound ℓ / c they set."""
+    lines = {}
+    for name in MAIN_MODELS:
+        times = {int(k.split("=")[1]): v for k, v in table.items() if k.startswith(name + "/")}
+        overhead, per_seed = overhead_and_per_seed({r: t["batched_s"] for r, t in times.items()})
+        r = max(times)
+        looped = times[r]["looped_s"] / r
+        lines[name] = {
+            "overhead_s": overhead,
+            "per_seed_s": per_seed,
+            "looped_per_seed_s": looped,
+            "bound": round(looped / per_seed, 2),
+        }
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="default: every core")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--replica-runs", type=int, default=3, help="repeats of the replica table")
     parser.add_argument("--compile", action="store_true", help="also time a torch.compile step")
     parser.add_argument("--jobs", type=int, default=2, help="chapters run side by side")
     parser.add_argument(
@@ -66,18 +104,10 @@ def main() -> None:
         print(f"matmul peak (float32): {results['matmul_peak_gflops']} GFLOP/s")
 
     if "replicas" in args.parts:
-        table, speedup = {}, {}
-        print(f"\n{'chapter':<26}{'R':>4}{'batched ms':>12}{'looped ms':>11}{'speed-up':>10}")
-        for name, build in MAIN_MODELS.items():
-            for r in args.replicas:
-                batched, looped = replica_times(build, r, dev)
-                table[f"{name}/R={r}"] = {"batched_s": batched, "looped_s": looped}
-                print(
-                    f"{name:<26}{r:>4}{1e3 * batched:>12.2f}{1e3 * looped:>11.2f}"
-                    f"{looped / batched:>9.1f}x"
-                )
-            speedup[name] = round(looped / batched, 2)  # at the largest R
-        results["replica_speedup"], results["replica_seconds"] = speedup, table
+        runs = [replica_run(args.replicas, dev, k + 1) for k in range(args.replica_runs)]
+        results["replica_seconds"], results["replica_speedup"] = runs[0]
+        results["replica_speedup_runs"] = [speedup for _, speedup in runs]
+        results["replica_line"] = replica_lines(runs[0][0])
 
     if "paper_step" in args.parts:
         steps, fractions = {}, {}

@@ -1,7 +1,8 @@
 """Replicas: R seeds trained as one batched model versus R single-seed models in a loop.
 
 For each chapter's main model, one optimizer step of all R replicas is timed both ways;
-the speed-up is looped time over batched time.
+the speed-up is looped time over batched time. `overhead_and_per_seed` splits the batched
+step into a fixed part and a part per seed, which bounds the speed-up any R can reach.
 """
 
 from __future__ import annotations
@@ -157,6 +158,21 @@ MAIN_MODELS: dict[str, Callable[[int, int, torch.device], Step]] = {
     "05_intrinsic_dimension": ch05_step,
     "06_five_lenses": ch06_step,
 }
+
+
+def overhead_and_per_seed(batched: dict[int, float]) -> tuple[float, float]:
+    """(o, c) of the line `o + R·c` through the batched step's time at the smallest and the
+    largest R (`batched`: R → seconds): a fixed part o, paid once per step however many
+    seeds it carries, and a part c per seed.
+
+    R seeds in a loop cost R·ℓ (ℓ: one seed's step), so the speed-up R·ℓ / (o + R·c)
+    grows with R towards ℓ / c and never passes it.
+    """
+    lo, hi = min(batched), max(batched)
+    if lo == hi:
+        raise ValueError(f"need the batched time at two values of R, got {sorted(batched)}")
+    per_seed = (batched[hi] - batched[lo]) / (hi - lo)
+    return batched[lo] - lo * per_seed, per_seed
 
 
 def replica_times(

@@ -31,3 +31,17 @@ def test_page_faults_count_fresh_pages_and_not_reused_ones():
     assert faults(fresh) >= 64
     assert faults(touch) < 8
     assert not math.isnan(minor_faults())
+
+
+def test_the_replica_line_splits_a_linear_step_and_bounds_the_speed_up():
+    from benchmarks.replicas import overhead_and_per_seed
+
+    overhead, per_seed = 1e-3, 2.5e-4  # a step of o + R·c seconds, measured at R = 1, 4, 16
+    batched = {r: overhead + r * per_seed for r in (1, 4, 16)}
+    o, c = overhead_and_per_seed(batched)
+    assert math.isclose(o, overhead) and math.isclose(c, per_seed)
+    looped = batched[1]  # one seed's step
+    bound = looped / c
+    assert all(r * looped / batched[r] < bound for r in batched)
+    with pytest.raises(ValueError, match="two values of R"):
+        overhead_and_per_seed({16: 1.0})
