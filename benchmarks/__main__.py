@@ -76,7 +76,7 @@ def replica_lines(table: dict) -> dict:
             "overhead_s": overhead,
             "per_seed_s": per_seed,
             "looped_per_seed_s": looped,
-            "bound": round(looped / per_seed, 2),
+            "bound": round(looped / per_seed, 2) if per_seed > 0 else None,  # None: no bound
         }
     return lines
 
@@ -95,6 +95,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.replica_runs < 1:
+        parser.error(f"--replica-runs {args.replica_runs}: need at least 1")
+    if "replicas" in args.parts and len(set(args.replicas)) < 2:
+        parser.error(f"--replicas {args.replicas}: need two values of R or more (1 4 16)")
     dev = mmnb.setup(0, args.device, threads=args.threads)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = machine(dev)

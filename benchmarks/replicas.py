@@ -166,7 +166,7 @@ def overhead_and_per_seed(batched: dict[int, float]) -> tuple[float, float]:
     seeds it carries, and a part c per seed.
 
     R seeds in a loop cost R·ℓ (ℓ: one seed's step), so the speed-up R·ℓ / (o + R·c)
-    grows with R towards ℓ / c and never passes it.
+    grows with R towards ℓ / c, and stays below it while o > 0.
     """
     lo, hi = min(batched), max(batched)
     if lo == hi:
