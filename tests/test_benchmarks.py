@@ -51,15 +51,15 @@ def test_the_replica_line_splits_a_linear_step_and_bounds_the_speed_up():
     ("args", "named"),
     [(["--replica-runs", "0"], "--replica-runs 0"), (["--replicas", "16"], "--replicas [16]")],
 )
-def test_replica_settings_that_cannot_run_stop_at_once_naming_the_knob(tmp_path, args, named):
-    import subprocess
-    from pathlib import Path
+def test_replica_settings_that_cannot_run_stop_at_once_naming_the_knob(
+    tmp_path, monkeypatch, capsys, args, named
+):
+    from benchmarks.__main__ import main
 
-    root = Path(__file__).resolve().parents[1]
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--parts", "replicas", "--out", str(out), *args],
-        cwd=root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 2 and named in done.stderr
+    argv = ["benchmarks", "--parts", "replicas", "--out", str(out), *args]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 2 and named in capsys.readouterr().err
     assert not out.exists()

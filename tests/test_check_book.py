@@ -168,12 +168,11 @@ def test_the_figure_check_is_on_by_default_and_can_be_switched_off(tmp_path, mon
     (tmp_path / "dot.png").write_bytes(PNG)
     monkeypatch.delenv("MMNB_CHECK_FIGURES", raising=False)
     assert check_book.main([str(tmp_path)]) == 1
+    assert not check_book.parse_args([str(tmp_path), "--no-figures"]).figures
     monkeypatch.setenv("MMNB_CHECK_FIGURES", "0")
     assert check_book.main([str(tmp_path)]) == 0
     assert f"{len(FIGURES)} figures lack" in capsys.readouterr().out
-    assert check_book.main([str(tmp_path), "--figures"]) == 1
-    monkeypatch.delenv("MMNB_CHECK_FIGURES")
-    assert check_book.main([str(tmp_path), "--no-figures"]) == 0
+    assert check_book.parse_args([str(tmp_path), "--figures"]).figures  # the flag wins
 
 
 def test_missing_chromium_is_loud_and_fails_only_in_ci(tmp_path, monkeypatch, capsys):

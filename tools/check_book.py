@@ -385,7 +385,8 @@ def check_phone(driver, page: Path, html_dir: Path, shots: Path | None) -> list[
     return [f"at {PHONE_WIDTH} px: {kind}: {what}" for kind, what in found]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; `--figures` defaults to on unless MMNB_CHECK_FIGURES=0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("html_dir", type=Path, help="the built book, e.g. _build/html")
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for PNGs")
@@ -397,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         help="fail on figures without a numbered caption or alt text (default: on, "
         "unless MMNB_CHECK_FIGURES=0)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     html_dir = args.html_dir
     if not (html_dir / "index.html").exists():
         print(f"check_book: no built book at {html_dir} (index.html missing)", file=sys.stderr)
