@@ -4,7 +4,8 @@ Prints a table and writes benchmarks/results.json with the keys `machine`,
 `matmul_peak_gflops`, `chapter_book_seconds` (chapter → seconds), `book_wall_seconds`
 (all chapters, `book_jobs` at a time, as `make book` runs them), `replica_speedup`
 (chapter → looped over batched time at R = 16; `replica_speedup_runs` every repeat of
-that measurement, the first being `replica_speedup`; `replica_line` what bounds it),
+that measurement, the first being `replica_speedup`; `replica_line` what bounds it;
+`replica_fresh_processes` the times at R = 16 in new interpreters, one per entry),
 `ch04_paper_flop_fraction` (objective → best fraction of the matmul peak of chapter 04's
 paper step; `ch04_paper_step` the details, `ch04_fault_trace` the page faults of a fresh
 process's first steps), `ch05_steps_per_second` (chapter 05's training speed early and
@@ -26,7 +27,12 @@ import mmnb
 from benchmarks.chapters import book_seconds
 from benchmarks.denormals import denormal_speeds
 from benchmarks.paper_step import fault_trace, flop_rate
-from benchmarks.replicas import MAIN_MODELS, overhead_and_per_seed, replica_times
+from benchmarks.replicas import (
+    MAIN_MODELS,
+    overhead_and_per_seed,
+    replica_times,
+    replica_times_in_fresh_processes,
+)
 from benchmarks.timing import matmul_peak_gflops
 from mmnb.results import write_json_atomic
 from mmnb.worlds import identifiability
@@ -81,6 +87,22 @@ def replica_lines(table: dict) -> dict:
     return lines
 
 
+def fresh_process_runs(
+    replicas: int, processes: int, dev: torch.device, threads: int | None
+) -> dict[str, list[dict[str, float]]]:
+    """Every chapter's replica times at `replicas`, once in each of `processes` new
+    interpreters, printed as they come."""
+    print(f"\nreplicas at R = {replicas}, one new process each")
+    print(f"{'chapter':<26}{'speed-ups':>10}   one seed's looped step, ms")
+    runs = {}
+    for name in MAIN_MODELS:
+        runs[name] = replica_times_in_fresh_processes(name, replicas, processes, dev, threads)
+        speedups = " ".join(f"{t['looped_s'] / t['batched_s']:.2f}" for t in runs[name])
+        steps = " ".join(f"{1e3 * t['looped_s'] / replicas:.2f}" for t in runs[name])
+        print(f"{name:<26}{speedups:>10}   {steps}")
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
@@ -88,6 +110,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: every core")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--replica-runs", type=int, default=3, help="repeats of the replica table")
+    parser.add_argument(
+        "--fresh-processes", type=int, default=4,
+        help="new interpreters that each time every chapter's replicas at the largest R",
+    )  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also time a torch.compile step")
     parser.add_argument("--jobs", type=int, default=2, help="chapters run side by side")
     parser.add_argument(
@@ -97,6 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.replica_runs < 1:
         parser.error(f"--replica-runs {args.replica_runs}: need at least 1")
+    if args.fresh_processes < 0:
+        parser.error(f"--fresh-processes {args.fresh_processes}: need 0 (none) or more")
     if "replicas" in args.parts and len(set(args.replicas)) < 2:
         parser.error(f"--replicas {args.replicas}: need two values of R or more (1 4 16)")
     dev = mmnb.setup(0, args.device, threads=args.threads)
@@ -112,6 +140,12 @@ def main() -> None:
         results["replica_seconds"], results["replica_speedup"] = runs[0]
         results["replica_speedup_runs"] = [speedup for _, speedup in runs]
         results["replica_line"] = replica_lines(runs[0][0])
+        if args.fresh_processes:
+            results["replica_fresh_processes"] = fresh_process_runs(
+                max(args.replicas), args.fresh_processes, dev, args.threads
+            )
+        else:  # not measured: no entry from an earlier run beside this run's table
+            results.pop("replica_fresh_processes", None)
 
     if "paper_step" in args.parts:
         steps, fractions = {}, {}

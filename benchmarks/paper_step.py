@@ -11,19 +11,14 @@ encoders). Only matrix-multiply FLOPs are counted as useful work.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from benchmarks.timing import synchronize
+from benchmarks.timing import in_fresh_process, synchronize
 from mmnb.train import clip_grad_norm_per_replica_, make_optimizer
 from mmnb.worlds import identifiability
 
@@ -156,10 +151,4 @@ def fault_trace(objective: str = "reference", compile: bool = False, steps: int 
         "    before = minor_faults(); step(); faults.append(int(minor_faults() - before))\n"
         "print(json.dumps(faults))\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    path = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return in_fresh_process(code)

@@ -2,7 +2,9 @@
 
 For each chapter's main model, one optimizer step of all R replicas is timed both ways;
 the speed-up is looped time over batched time. `overhead_and_per_seed` splits the batched
-step into a fixed part and a part per seed, which bounds the speed-up any R can reach.
+step into a fixed part and a part per seed, which bounds the speed-up any R can reach;
+`replica_times_in_fresh_processes` repeats the measurement in new interpreters, since a
+single-seed step's time can differ from one process to the next.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 import mmnb
-from benchmarks.timing import seconds_per_call
+from benchmarks.timing import in_fresh_process, seconds_per_call
 from mmnb.runtime import DrawAhead
 from mmnb.train import make_optimizer
 from mmnb.worlds import (
@@ -195,3 +197,25 @@ def replica_times(
         batched.append(seconds_per_call(batched_step, repeats, device))
         looped.append(seconds_per_call(looped_steps, repeats, device))
     return statistics.median(batched), statistics.median(looped)
+
+
+def replica_times_in_fresh_processes(
+    chapter: str,
+    replicas: int,
+    processes: int,
+    device: torch.device | str = "cpu",
+    threads: int | None = None,
+) -> list[dict[str, float]]:
+    """`replica_times` of one chapter's main model (a key of `MAIN_MODELS`), measured once
+    in each of `processes` new interpreters set up as `mmnb.setup(0, device, threads)`:
+    `[{"batched_s": …, "looped_s": …}, …]`."""
+    if chapter not in MAIN_MODELS:
+        raise ValueError(f"chapter={chapter!r}: not one of {sorted(MAIN_MODELS)}")
+    code = (
+        "import json, mmnb\n"
+        "from benchmarks.replicas import MAIN_MODELS, replica_times\n"
+        f"dev = mmnb.setup(0, {str(device)!r}, threads={threads!r}, verbose=False)\n"
+        f"batched, looped = replica_times(MAIN_MODELS[{chapter!r}], {replicas!r}, dev)\n"
+        "print(json.dumps({'batched_s': batched, 'looped_s': looped}))\n"
+    )
+    return [in_fresh_process(code) for _ in range(processes)]

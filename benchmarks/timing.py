@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -44,3 +49,16 @@ def matmul_peak_gflops(
         seconds = seconds_per_call([lambda a=a, b=b: a @ b], repeats, device, warmup=2)
         best = max(best, 2 * n**3 / seconds / 1e9)
     return best
+
+
+def in_fresh_process(code: str) -> object:
+    """Run `code` in a new interpreter (from the repository's root, with `benchmarks`
+    importable) and return the JSON it prints on its last line: what a process measures
+    from its first step, or how its measurement varies from one process to the next."""
+    root = Path(__file__).resolve().parents[1]
+    path = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -2,6 +2,7 @@
 
 import math
 import mmap
+import os
 import sys
 
 import pytest
@@ -49,7 +50,11 @@ def test_the_replica_line_splits_a_linear_step_and_bounds_the_speed_up():
 
 @pytest.mark.parametrize(
     ("args", "named"),
-    [(["--replica-runs", "0"], "--replica-runs 0"), (["--replicas", "16"], "--replicas [16]")],
+    [
+        (["--replica-runs", "0"], "--replica-runs 0"),
+        (["--replicas", "16"], "--replicas [16]"),
+        (["--fresh-processes", "-1"], "--fresh-processes -1"),
+    ],
 )
 def test_replica_settings_that_cannot_run_stop_at_once_naming_the_knob(
     tmp_path, monkeypatch, capsys, args, named
@@ -63,3 +68,13 @@ def test_replica_settings_that_cannot_run_stop_at_once_naming_the_knob(
         main()
     assert stopped.value.code == 2 and named in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_fresh_process_returns_what_it_prints_last_and_names_unknown_chapters():
+    from benchmarks.replicas import replica_times_in_fresh_processes
+    from benchmarks.timing import in_fresh_process
+
+    code = "import json, os\nprint('noise')\nprint(json.dumps(os.getpid()))"
+    assert in_fresh_process(code) != os.getpid()
+    with pytest.raises(ValueError, match="chapter='07_nothing'"):
+        replica_times_in_fresh_processes("07_nothing", 16, 1)
